@@ -1,0 +1,39 @@
+# Two commands on a fresh machine:  `make run` (the demo DAG)  and  `make test`.
+# Both create .venv and install the pinned dependencies first if needed.
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install run test ui dag clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install -e .
+	$(VENV)/bin/python -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run the whole demo DAG on FaceSynth, then print the results table
+run: $(STAMP)
+	snakemake --cores all
+	fer summary
+
+## the test suite (.ci/run calls exactly this)
+test: $(STAMP)
+	python -m pytest -q
+
+## browse the MLflow runs at http://127.0.0.1:5000
+ui: $(STAMP)
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+## picture of the DAG (needs graphviz's `dot`)
+dag: $(STAMP)
+	snakemake --rulegraph | dot -Tpng > dag.png
+
+## remove everything the pipeline generated (keeps .venv)
+clean:
+	rm -rf data models reports logs .snakemake .fer mlflow.db mlartifacts

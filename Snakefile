@@ -1,0 +1,35 @@
+# fer-pipeline: raw datasets -> aligned crops -> trained, evaluated FER models.
+# Thin by design: every rule reads its inputs, outputs and command from
+# fer_pipeline/stages.py (the stage list dvc.yaml is rendered from) and runs a `fer` command.
+
+from snakemake.utils import validate
+
+from fer_pipeline.provenance import new_pipeline_id
+from fer_pipeline.snakemake_support import Rules
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.yaml")
+RULES = Rules(config)
+# One id for every job of this invocation: MLflow groups the runs by it.
+os.environ.setdefault("FER_PIPELINE_ID", new_pipeline_id())
+
+
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        RULES.targets(),
+
+
+onsuccess:
+    # Record what Snakemake made in dvc.lock, so `dvc status` agrees with `snakemake -n`.
+    shell("fer dvc-commit --log-file logs/dvc_commit.log")

@@ -1,0 +1,203 @@
+"""`fer`: one subcommand per pipeline stage, plus the tools that keep the DAG honest.
+
+Snakemake rules and DVC stages call exactly these commands; every knob comes from
+params.yaml (validated against workflow/schemas/params.schema.yaml first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from fer_pipeline import params as params_mod
+from fer_pipeline.provenance import write_stamp
+from fer_pipeline.stages import get_instance
+
+log = logging.getLogger("fer")
+
+
+def _setup_logging(log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+def _manifest_digest(dataset_dir: str) -> str:
+    manifest = json.loads((Path(dataset_dir) / "manifest.json").read_text(encoding="utf-8"))
+    return manifest["content_digest"]
+
+
+def _synthetic(params: dict) -> bool:
+    gen = params["generate"]["out_dir"]
+    return any(ds["root"].startswith(gen) for ds in params["datasets"].values())
+
+
+# ---- stages ----------------------------------------------------------------
+
+def cmd_generate(params: dict, args) -> None:
+    from fer_pipeline.synth.generate import generate
+    from fer_pipeline.tracking import stage_run
+
+    inst = get_instance(params, "generate")
+    with stage_run(params, inst) as mlflow:
+        summary = generate(params["generate"])
+        mlflow.log_dict(summary, "facesynth_summary.json")
+    write_stamp(params, inst, {"summary": summary})
+
+
+def cmd_prepare(params: dict, args) -> None:
+    from fer_pipeline.prep.prepare import prepare_dataset
+    from fer_pipeline.tracking import stage_run
+
+    if args.dataset not in params["datasets"]:
+        raise SystemExit(f"fer prepare: dataset {args.dataset!r} is not in params.yaml `datasets` "
+                         f"({', '.join(params['datasets'])})")
+    inst = get_instance(params, "prepare", args.dataset)
+    ds, prep = params["datasets"][args.dataset], params["prepare"]
+    out_dir = Path(prep["out_dir"]) / args.dataset
+    with stage_run(params, inst) as mlflow:
+        manifest = prepare_dataset(args.dataset, ds["format"], ds["root"], out_dir, prep["image_size"],
+                                   prep["jpeg_quality"], prep["row_group_size"], prep["rows_per_shard"])
+        mlflow.set_tag(f"data_version.{args.dataset}", manifest["content_digest"])
+        mlflow.log_metrics({"inputs": manifest["inputs"], "kept": manifest["kept"], "rejected": manifest["rejected"]})
+        mlflow.log_artifact(str(out_dir / "manifest.json"))
+    write_stamp(params, inst, {"content_digest": manifest["content_digest"]})
+
+
+def cmd_train_supervised(params: dict, args) -> None:
+    from fer_pipeline.provenance import expected_key
+    from fer_pipeline.tracking import stage_run
+    from fer_pipeline.train.supervised import train_supervised
+
+    cfg = params["train"]["supervised"]
+    inst = get_instance(params, "train_supervised")
+    dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
+    versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
+    work_dir = Path(".fer/work/train_supervised") / expected_key(params, inst)
+    with stage_run(params, inst, versions) as mlflow:
+        result = train_supervised(cfg, dataset_dir, cfg["out_dir"], work_dir, tracker=mlflow)
+        mlflow.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
+    write_stamp(params, inst, {"data_versions": versions, "result": result})
+
+
+def cmd_evaluate(params: dict, args) -> None:
+    from fer_pipeline.eval.evaluate import evaluate
+    from fer_pipeline.tracking import stage_run
+
+    cfg = params["train"]["supervised"]
+    inst = get_instance(params, "evaluate")
+    dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
+    out_dir = Path(params["evaluate"]["out_dir"]) / "supervised"
+    versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
+    with stage_run(params, inst, versions) as mlflow:
+        metrics = evaluate(cfg["out_dir"], dataset_dir, out_dir, params["evaluate"]["batch_size"], cfg["device"],
+                           title="supervised (FaceSynth)" if _synthetic(params) else "supervised")
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+        mlflow.log_metrics({f"class_acc.{c}": a for c, a in metrics["per_class_accuracy"].items() if a is not None})
+        for name in ("metrics.json", "confusion_matrix.png", "per_class_accuracy.png", "predictions.csv"):
+            mlflow.log_artifact(str(out_dir / name))
+    write_stamp(params, inst, {"data_versions": versions})
+
+
+def cmd_report(params: dict, args) -> None:
+    from fer_pipeline.report import write_report
+    from fer_pipeline.tracking import stage_run
+
+    inst = get_instance(params, "report")
+    metrics_files = {"supervised": Path(params["evaluate"]["out_dir"]) / "supervised" / "metrics.json"}
+    with stage_run(params, inst) as mlflow:
+        write_report(metrics_files, params["report"]["out_dir"], _synthetic(params))
+        mlflow.log_artifact(str(Path(params["report"]["out_dir"]) / "summary.md"))
+    write_stamp(params, inst)
+
+
+# ---- tools -----------------------------------------------------------------
+
+def cmd_summary(params: dict, args) -> None:
+    from fer_pipeline.tracking import tracking_uri
+
+    path = Path(params["report"]["out_dir"]) / "summary.md"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: run the pipeline first (make run)")
+    print(path.read_text(encoding="utf-8"))
+    print(f"Plots: {params['evaluate']['out_dir']}/supervised/*.png")
+    print(f"Browse runs: make ui   (= mlflow ui --backend-store-uri {tracking_uri(params)}, "
+          "then open http://127.0.0.1:5000)")
+
+
+def cmd_dvc_yaml(params: dict, args) -> None:
+    from fer_pipeline.dvcgen import render_dvc_yaml
+
+    text = render_dvc_yaml(params)
+    path = Path(args.output)
+    if args.check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            raise SystemExit(f"{path} is out of date with fer_pipeline/stages.py and params.yaml: run `fer dvc-yaml`")
+        print(f"{path} is up to date")
+        return
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def cmd_dvc_commit(params: dict, args) -> None:
+    from fer_pipeline.dvcgen import commit_current_stages
+
+    commit_current_stages(params)
+
+
+def cmd_status(params: dict, args) -> None:
+    from fer_pipeline.provenance import is_current
+    from fer_pipeline.stages import instances
+
+    for inst in instances(params):
+        print(f"{inst.name:28s} {'up to date' if is_current(params, inst) else 'OUTDATED'}")
+
+
+COMMANDS = {
+    "generate": (cmd_generate, "write the FaceSynth demo datasets in their real on-disk formats"),
+    "prepare": (cmd_prepare, "turn one dataset into aligned face crops in Parquet shards (+ manifest, rejects)"),
+    "train-supervised": (cmd_train_supervised, "train the supervised baseline"),
+    "evaluate": (cmd_evaluate, "evaluate the trained model: metrics.json, confusion matrix, per-class plot"),
+    "report": (cmd_report, "gather the results table"),
+    "summary": (cmd_summary, "print the results table and how to open MLflow"),
+    "status": (cmd_status, "which jobs are outdated w.r.t. params.yaml (the stamps both tools share)"),
+    "dvc-yaml": (cmd_dvc_yaml, "render dvc.yaml from the stage list (--check: fail if it drifted)"),
+    "dvc-commit": (cmd_dvc_commit, "record outputs made by Snakemake in dvc.lock"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+        p.add_argument("--log-file", help="also write the log to this file")
+        if name == "prepare":
+            p.add_argument("--dataset", required=True, help="a key of params.yaml `datasets`")
+        if name == "dvc-yaml":
+            p.add_argument("--output", default="dvc.yaml")
+            p.add_argument("--check", action="store_true", help="fail if the file differs instead of writing it")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_file)
+    try:
+        params = params_mod.load(args.params)
+    except params_mod.ParamsError as exc:
+        log.error("%s", exc)
+        return 2
+    COMMANDS[args.command][0](params, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""RAF-DB basic: `EmoLabel/list_patition_label.txt` + `Image/aligned/<stem>_aligned.jpg`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from fer_pipeline.io.paths import PathOutsideRootError, safe_join
+from fer_pipeline.io.records import RawRecord, Reject
+from fer_pipeline.labels import UnknownLabelError, to_canonical
+
+LABEL_LIST = "EmoLabel/list_patition_label.txt"  # sic: the dataset's own spelling
+ALIGNED_DIR = "Image/aligned"
+
+
+def aligned_name(image_name: str) -> str:
+    """`train_00001.jpg` -> `train_00001_aligned.jpg`."""
+    stem = Path(image_name).stem
+    return f"{stem}_aligned.jpg"
+
+
+def _reader(path: Path):
+    return lambda: path.read_bytes()
+
+
+def read_rafdb_basic(root: str | Path) -> Iterator[RawRecord | Reject]:
+    root = Path(root)
+    list_path = root / LABEL_LIST
+    if not list_path.is_file():
+        raise FileNotFoundError(f"RAF-DB label list not found: {list_path} (expected <root>/{LABEL_LIST})")
+    with open(list_path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            where = f"{LABEL_LIST}:{lineno}"
+            if not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) != 2:
+                yield Reject(where, None, "malformed_line", f"expected '<image> <label>', got {line.rstrip()!r}")
+                continue
+            name, code = fields
+            split = name.split("_", 1)[0]
+            if split not in ("train", "test"):
+                yield Reject(where, None, "unknown_split", f"{name!r} starts with neither train_ nor test_")
+                continue
+            try:
+                label = to_canonical("rafdb", int(code))
+            except (ValueError, UnknownLabelError) as exc:
+                yield Reject(where, split, "unknown_label", str(exc) if isinstance(exc, UnknownLabelError) else f"label {code!r} is not an integer")
+                continue
+            relative = f"{ALIGNED_DIR}/{aligned_name(name)}"
+            try:
+                path = safe_join(root, relative)
+            except PathOutsideRootError as exc:
+                yield Reject(where, split, "path_outside_root", str(exc))
+                continue
+            yield RawRecord(source=relative, split=split, label=label, identity=None, load=_reader(path))

@@ -1,0 +1,18 @@
+"""Dataset formats by name (params `datasets.<name>.format`)."""
+
+from __future__ import annotations
+
+from fer_pipeline.io.ms1m import read_ms1m_recordio
+from fer_pipeline.io.rafdb import read_rafdb_basic
+
+READERS = {
+    "rafdb_basic": read_rafdb_basic,
+    "ms1m_recordio": read_ms1m_recordio,
+}
+
+
+def reader_for(fmt: str):
+    try:
+        return READERS[fmt]
+    except KeyError:
+        raise KeyError(f"unknown dataset format {fmt!r}; known: {sorted(READERS)}") from None

@@ -1,0 +1,23 @@
+"""What a dataset reader yields: one raw record, before decoding or alignment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    source: str                      # path (or rec key) inside the dataset root, for the ledger
+    split: str                       # train | test | unlabeled ...
+    label: str | None                # canonical expression name; None for unlabeled pools
+    identity: str | None             # face identity when the dataset has one
+    load: Callable[[], bytes]        # returns the encoded image bytes (may raise OSError)
+
+
+@dataclass(frozen=True)
+class Reject:
+    source: str
+    split: str | None
+    reason: str                      # a code: missing_file, corrupt_image, unknown_label, ...
+    detail: str

@@ -1,0 +1,152 @@
+"""Stage keys and stamps: one answer to "what is outdated?" for Snakemake and DVC.
+
+Snakemake remembers the parameters a job ran with in `.snakemake/metadata`, but only
+for jobs it ran itself; after `dvc repro` it cannot see a changed parameter. DVC
+remembers them in `dvc.lock`, but only for stages it ran or committed. Users mix
+both tools, so the pipeline keeps its own record, readable by either:
+
+* a job's **key** hashes its name, the values of its params.yaml keys and the keys
+  of the jobs upstream of it (like a build-system action key). It is computed from
+  params.yaml alone, without running anything;
+* every `fer` stage command writes a **stamp** (`_stage.json`) into its outputs
+  holding the key it ran with. The stamp travels with the outputs (DVC caches it);
+* for Snakemake, each job takes `.fer/keys/<job>.key` as an input, rewritten at
+  parse time: its mtime is set to the epoch when the job's stamp matches its
+  expected key and to *now* otherwise, so Snakemake's ordinary mtime rule reruns
+  exactly the jobs whose parameters (or upstream parameters) changed, whoever ran
+  them last;
+* after a Snakemake run, `fer dvc-commit` records in dvc.lock the jobs whose stamp
+  matches, so `dvc status` agrees too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+from fer_pipeline.params import digest
+from fer_pipeline.stages import StageInstance, instances, param_values, upstream
+
+KEYS_DIR = Path(".fer/keys")
+
+
+def expected_key(params: dict, inst: StageInstance) -> str:
+    frozen = json.dumps(params, sort_keys=True)
+    return _expected_key(frozen, inst.name)
+
+
+@lru_cache(maxsize=None)
+def _expected_key(frozen_params: str, name: str) -> str:
+    params = json.loads(frozen_params)
+    inst = next(i for i in instances(params) if i.name == name)
+    ups = sorted((u.name, _expected_key(frozen_params, u.name)) for u in upstream(params, inst))
+    return digest({"job": name, "params": param_values(params, inst), "upstream": ups})
+
+
+def read_stamp(path: str | Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_current(params: dict, inst: StageInstance) -> bool:
+    """True when the job's outputs exist and were made with today's parameters."""
+    stamp = read_stamp(inst.stamp)
+    if stamp is None or stamp.get("key") != expected_key(params, inst):
+        return False
+    return all(Path(p).exists() for p in inst.all_outputs)
+
+
+def write_stamp(params: dict, inst: StageInstance, record: dict | None = None) -> dict:
+    """Write the job's stamp last, atomically: its presence means the outputs are complete."""
+    stamp = {
+        "job": inst.name,
+        "key": expected_key(params, inst),
+        "params": param_values(params, inst),
+        "pipeline_id": pipeline_id(),
+        "git_commit": git_commit(),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **(record or {}),
+    }
+    path = Path(inst.stamp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return stamp
+
+
+def sync_key_file(params: dict, inst: StageInstance, keys_dir: Path = KEYS_DIR) -> str:
+    """Write the job's key file for Snakemake and date it (see module docstring)."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    path = keys_dir / f"{inst.name}.key"
+    key = expected_key(params, inst)
+    if not path.exists() or path.read_text(encoding="utf-8").strip() != key:
+        path.write_text(key + "\n", encoding="utf-8")
+    stamp = read_stamp(inst.stamp)
+    if stamp is not None and stamp.get("key") == key:
+        os.utime(path, (0, 0))  # satisfied: older than any output
+    else:
+        now = time.time()
+        os.utime(path, (now, now))  # outdated: newer than the outputs
+    return str(path)
+
+
+def pipeline_id() -> str:
+    """An id shared by all stages of one `snakemake` / `dvc repro` invocation.
+
+    The Snakefile exports FER_PIPELINE_ID. DVC offers no such hook, so under
+    `dvc repro` the id is derived from the dvc process (pid + start time), which
+    is the common ancestor of all stages it runs. A command run by hand gets a
+    fresh id.
+    """
+    env = os.environ.get("FER_PIPELINE_ID")
+    if env:
+        return env
+    ancestor = _orchestrator_ancestor()
+    if ancestor:
+        return ancestor
+    os.environ["FER_PIPELINE_ID"] = new_pipeline_id()
+    return os.environ["FER_PIPELINE_ID"]
+
+
+def new_pipeline_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _orchestrator_ancestor() -> str | None:
+    pid = os.getppid()
+    for _ in range(8):  # Linux /proc only; elsewhere fall back to a fresh id
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        if "dvc" in Path(cmdline.split(" ")[0]).name or " dvc " in f" {cmdline} " or "/dvc " in cmdline:
+            return f"dvc-{pid}-{stat[19]}"  # field 22 (starttime) of /proc/pid/stat
+        ppid = int(stat[1])
+        if ppid <= 1:
+            return None
+        pid = ppid
+    return None
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

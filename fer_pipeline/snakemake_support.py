@@ -1,0 +1,74 @@
+"""What the Snakemake rules read from the stage list (no logic lives in the rules).
+
+A rule asks for its inputs, outputs, log and shell line by stage name; the
+values come from fer_pipeline/stages.py, the same specs dvc.yaml is rendered from.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from snakemake.io import directory
+
+from fer_pipeline import params as params_mod
+from fer_pipeline.provenance import sync_key_file
+from fer_pipeline.stages import Stage, build_stages, code_files, get_stage, instances
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Rules:
+    def __init__(self, config: dict):
+        self.params = params_mod.validate(dict(config), "params.yaml (Snakemake config)")
+
+    def has(self, name: str) -> bool:
+        return any(s.name == name for s in build_stages(self.params))
+
+    def stage(self, name: str) -> Stage:
+        return get_stage(self.params, name)
+
+    def _instance(self, name: str, wildcards):
+        stage = self.stage(name)
+        item = getattr(wildcards, stage.item_name) if stage.scattered else None
+        return next(i for i in stage.instances() if i.item == item)
+
+    def inputs(self, name: str):
+        """Input function: data deps, the stage's code files and its key file."""
+        def fn(wildcards):
+            inst = self._instance(name, wildcards)
+            return {
+                "data": inst.deps,
+                "code": code_files(inst.stage, REPO_ROOT),
+                "key": sync_key_file(self.params, inst),
+            }
+        return fn
+
+    def outputs(self, name: str) -> list:
+        """Output patterns (items as wildcards); paths without a suffix are folders."""
+        stage = self.stage(name)
+        paths = list(stage.outs) + list(stage.metrics) + list(stage.plots)
+        if stage.stamp not in paths and not any(stage.stamp.startswith(p + "/") for p in paths):
+            paths.append(stage.stamp)
+        return [directory(p) if not Path(p).suffix else p for p in paths]
+
+    def log(self, name: str) -> str:
+        return self.stage(name).log
+
+    def shell(self, name: str) -> str:
+        """The stage's command with its item as a Snakemake wildcard."""
+        stage = self.stage(name)
+        cmd = stage.cmd
+        if stage.scattered:
+            cmd = cmd.replace("{%s}" % stage.item_name, "{wildcards.%s}" % stage.item_name)
+        return cmd
+
+    def targets(self) -> list[str]:
+        """Every output of every job: what `rule all` asks for."""
+        return [p for inst in instances(self.params) for p in inst.all_outputs]
+
+    def items(self, name: str) -> list[str]:
+        return list(self.stage(name).items)
+
+    def wildcard_pattern(self, name: str) -> str:
+        return "|".join(re.escape(i) for i in self.items(name))

@@ -1,0 +1,241 @@
+"""The stage list: the single source of truth for both Snakemake and DVC.
+
+Every stage of the DAG is declared once here, as data: the `fer` command it runs,
+the paths it reads and writes, the params.yaml keys and package code it depends on.
+`workflow/rules/*.smk` read their inputs, outputs and shell lines from these
+specs, and `fer dvc-yaml` renders `dvc.yaml` from the same specs, so the two
+tools cannot drift apart (tests/test_dag_agreement.py proves it).
+
+A stage may be *scattered* over items (one `prepare` job per dataset): its
+templates then contain `{<item_name>}` and per-item values such as `{root}`.
+Snakemake sees the item as a wildcard; DVC as a `foreach` stage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from fer_pipeline.params import select
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    cmd: str                      # shell line; `{log}` is the log file, `{<item_name>}` the item
+    deps: tuple[str, ...]         # data inputs (paths)
+    outs: tuple[str, ...]         # directories or files written
+    params: tuple[str, ...]       # dotted params.yaml keys whose change reruns the stage
+    code: tuple[str, ...]         # package paths whose change reruns the stage
+    log: str
+    stamp: str                    # provenance record the command writes (see provenance.py)
+    metrics: tuple[str, ...] = ()  # small JSON files, not cached by DVC
+    plots: tuple[str, ...] = ()
+    item_name: str | None = None
+    items: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def scattered(self) -> bool:
+        return self.item_name is not None
+
+    def instances(self) -> list["StageInstance"]:
+        if not self.scattered:
+            return [StageInstance(self, None, {})]
+        return [StageInstance(self, item, values) for item, values in self.items.items()]
+
+
+@dataclass(frozen=True)
+class StageInstance:
+    """A stage with its item filled in: one job of the DAG."""
+
+    stage: Stage
+    item: str | None
+    values: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        """DVC's name for the job (`prepare@rafdb` for a foreach stage)."""
+        return self.stage.name if self.item is None else f"{self.stage.name}@{self.item}"
+
+    def fill(self, template: str) -> str:
+        subs = dict(self.values)
+        if self.stage.item_name:
+            subs[self.stage.item_name] = self.item
+        subs["log"] = self.fill_log()
+        return _substitute(template, subs)
+
+    def fill_log(self) -> str:
+        subs = dict(self.values)
+        if self.stage.item_name:
+            subs[self.stage.item_name] = self.item
+        return _substitute(self.stage.log, subs)
+
+    @property
+    def cmd(self) -> str:
+        return self.fill(self.stage.cmd)
+
+    @property
+    def deps(self) -> list[str]:
+        return [self.fill(d) for d in self.stage.deps]
+
+    @property
+    def outs(self) -> list[str]:
+        return [self.fill(o) for o in self.stage.outs]
+
+    @property
+    def params(self) -> list[str]:
+        return [self.fill(p) for p in self.stage.params]
+
+    @property
+    def stamp(self) -> str:
+        return self.fill(self.stage.stamp)
+
+    @property
+    def all_outputs(self) -> list[str]:
+        return self.outs + [self.fill(m) for m in self.stage.metrics] + [self.fill(p) for p in self.stage.plots]
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def _substitute(template: str, subs: dict[str, str]) -> str:
+    def repl(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in subs:
+            raise KeyError(f"template {template!r} uses {{{key}}} but only {sorted(subs)} are defined")
+        return str(subs[key])
+
+    return _FIELD.sub(repl, template)
+
+
+def is_under(path: str, root: str) -> bool:
+    return PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
+
+
+def build_stages(params: dict) -> list[Stage]:
+    """The pipeline's stages, in topological order, for these parameters."""
+    gen_dir = params["generate"]["out_dir"]
+    prep_dir = params["prepare"]["out_dir"]
+    sup = params["train"]["supervised"]
+    eval_dir = f"{params['evaluate']['out_dir']}/supervised"
+    report_dir = params["report"]["out_dir"]
+    datasets = params["datasets"]
+
+    stages: list[Stage] = []
+    synth_roots = {f"{gen_dir}/rafdb", f"{gen_dir}/ms1m"}
+    # FaceSynth runs only when some dataset is read from its output (the demo);
+    # pointed at real data, the DAG has no generate stage at all.
+    if any(ds["root"] in synth_roots for ds in datasets.values()):
+        stages.append(
+            Stage(
+                name="generate",
+                cmd="fer generate --log-file {log}",
+                deps=(),
+                outs=(f"{gen_dir}/rafdb", f"{gen_dir}/ms1m", f"{gen_dir}/audit"),
+                params=("generate",),
+                code=("fer_pipeline/synth", "fer_pipeline/io/recordio.py", "fer_pipeline/labels.py"),
+                log="logs/generate.log",
+                stamp=f"{gen_dir}/audit/_stage.json",
+            )
+        )
+    stages.append(
+        Stage(
+            name="prepare",
+            cmd="fer prepare --dataset {dataset} --log-file {log}",
+            deps=("{root}",),
+            outs=(f"{prep_dir}/{{dataset}}",),
+            params=("prepare", "datasets.{dataset}"),
+            code=("fer_pipeline/io", "fer_pipeline/prep", "fer_pipeline/labels.py"),
+            log="logs/prepare/{dataset}.log",
+            stamp=f"{prep_dir}/{{dataset}}/_stage.json",
+            item_name="dataset",
+            items={name: {"root": ds["root"]} for name, ds in datasets.items()},
+        )
+    )
+    stages.append(
+        Stage(
+            name="train_supervised",
+            cmd="fer train-supervised --log-file {log}",
+            deps=(f"{prep_dir}/{sup['dataset']}",),
+            outs=(sup["out_dir"],),
+            params=("train.supervised",),
+            code=("fer_pipeline/train", "fer_pipeline/models"),
+            log="logs/train_supervised.log",
+            stamp=f"{sup['out_dir']}/_stage.json",
+        )
+    )
+    stages.append(
+        Stage(
+            name="evaluate",
+            cmd="fer evaluate --log-file {log}",
+            deps=(sup["out_dir"], f"{prep_dir}/{sup['dataset']}"),
+            outs=(f"{eval_dir}/predictions.csv", f"{eval_dir}/_stage.json"),
+            params=("evaluate",),
+            code=("fer_pipeline/eval",),
+            log="logs/evaluate.log",
+            stamp=f"{eval_dir}/_stage.json",
+            metrics=(f"{eval_dir}/metrics.json",),
+            plots=(f"{eval_dir}/confusion_matrix.png", f"{eval_dir}/per_class_accuracy.png"),
+        )
+    )
+    stages.append(
+        Stage(
+            name="report",
+            cmd="fer report --log-file {log}",
+            deps=(f"{eval_dir}/metrics.json",),
+            outs=(f"{report_dir}/summary.md", f"{report_dir}/_stage.json"),
+            params=("report",),
+            code=("fer_pipeline/report.py",),
+            log="logs/report.log",
+            stamp=f"{report_dir}/_stage.json",
+            metrics=(f"{report_dir}/summary.json",),
+        )
+    )
+    return stages
+
+
+def instances(params: dict) -> list[StageInstance]:
+    return [inst for stage in build_stages(params) for inst in stage.instances()]
+
+
+def get_stage(params: dict, name: str) -> Stage:
+    for stage in build_stages(params):
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage {name!r} in this pipeline")
+
+
+def get_instance(params: dict, name: str, item: str | None = None) -> StageInstance:
+    stage = get_stage(params, name)
+    for inst in stage.instances():
+        if inst.item == item:
+            return inst
+    raise KeyError(f"stage {name!r} has no item {item!r}; items: {sorted(stage.items)}")
+
+
+def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
+    """Jobs whose outputs this job reads (a dep equal to or inside one of their outputs)."""
+    found = []
+    for other in instances(params):
+        if other.name == inst.name:
+            continue
+        if any(is_under(dep, out) for dep in inst.deps for out in other.all_outputs):
+            found.append(other)
+    return found
+
+
+def param_values(params: dict, inst: StageInstance) -> dict:
+    return {key: select(params, key) for key in inst.params}
+
+
+def code_files(stage: Stage, repo_root: Path) -> list[str]:
+    """Code paths expanded to files (Snakemake compares files, not directories)."""
+    files: list[str] = []
+    for path in stage.code:
+        full = repo_root / path
+        if full.is_dir():
+            files += sorted(str(p.relative_to(repo_root)) for p in full.rglob("*.py"))
+        else:
+            files.append(path)
+    return files

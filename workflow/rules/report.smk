@@ -1,0 +1,11 @@
+rule report:
+    input:
+        unpack(RULES.inputs("report")),
+    output:
+        RULES.outputs("report"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("report"),
+    shell:
+        RULES.shell("report")
