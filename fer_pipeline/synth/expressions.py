@@ -50,7 +50,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "happiness": {
         "AU6_cheek_raise": 0.9,
         "AU12_lip_corner_pull": 1.0,
-        "AU25_lips_part": 0.6,
+        "AU25_lips_part": 0.7,
     },
     # Oblique brows, drooping lids, down-turned corners, pushed-up chin.
     "sadness": {

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny parameter sets and throw-away copies of the project."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the venv's bin: fer, snakemake, dvc
+
+
+def tiny_params() -> dict:
+    """params.yaml shrunk so the whole DAG runs in well under a minute."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    gen = params["generate"]
+    gen["rafdb"] = {"identities": 12, "train_images": 84, "test_images": 42}
+    gen["ms1m"] = {"identities": 3, "images_per_identity": 4, "blend_fraction": 0.25}
+    sup = params["train"]["supervised"]
+    sup.update({"input_size": 32, "epochs": 1, "batch_size": 16, "num_workers": 0, "threads": 1})
+    params["evaluate"]["batch_size"] = 64
+    return params
+
+
+@pytest.fixture
+def params() -> dict:
+    return copy.deepcopy(tiny_params())
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("FER_PIPELINE_ID", None)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def make_project_copy(dest: Path, params: dict) -> Path:
+    """The project's source files (what a clean clone has) in `dest`, as a fresh git
+    repository, with `params` as its params.yaml."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.split("\n")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest

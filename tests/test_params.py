@@ -1,0 +1,58 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, tool_env
+from fer_pipeline import params as params_mod
+
+
+def test_params_yaml_is_valid():
+    params_mod.load(REPO / "params.yaml")
+
+
+def test_unknown_key_is_named():
+    p = params_mod.load(REPO / "params.yaml")
+    p["train"]["supervised"]["learning_rate"] = 0.1
+    with pytest.raises(params_mod.ParamsError, match=r"unknown key 'train\.supervised\.learning_rate'"):
+        params_mod.validate(p)
+
+
+def test_wrong_type_is_named():
+    p = params_mod.load(REPO / "params.yaml")
+    p["train"]["supervised"]["epochs"] = "ten"
+    with pytest.raises(params_mod.ParamsError, match=r"'train\.supervised\.epochs'.*not of type 'integer'"):
+        params_mod.validate(p)
+
+
+def test_every_fer_command_validates(tmp_path):
+    p = params_mod.load(REPO / "params.yaml")
+    bad = copy.deepcopy(p)
+    bad["prepare"]["jpeg_qualty"] = 90
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "fer_pipeline.cli", "report", "--params", str(path)],
+                          capture_output=True, text=True, env=tool_env(), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown key 'prepare.jpeg_qualty'" in proc.stderr
+
+
+def test_fer_help_lists_every_stage():
+    out = subprocess.run([sys.executable, "-m", "fer_pipeline.cli", "--help"], capture_output=True, text=True,
+                         env=tool_env()).stdout
+    for cmd in ("generate", "prepare", "train-supervised", "evaluate", "report"):
+        assert cmd in out
+
+
+def test_snakemake_rejects_bad_params(tmp_path):
+    """The Snakefile validates the same schema before building the DAG."""
+    from conftest import make_project_copy, run, tiny_params
+
+    bad = tiny_params()
+    bad["train"]["supervised"]["optimizer"] = "lion"
+    proj = make_project_copy(tmp_path, bad)
+    proc = run(["snakemake", "-n"], proj, check=False)
+    assert proc.returncode != 0
+    assert "lion" in proc.stdout + proc.stderr
