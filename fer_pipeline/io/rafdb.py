@@ -14,8 +14,9 @@ ALIGNED_DIR = "Image/aligned"
 
 
 def aligned_name(image_name: str) -> str:
-    """`train_00001.jpg` -> `train_00001_aligned.jpg`."""
-    stem = Path(image_name).stem
+    """`train_00001.jpg` -> `train_00001_aligned.jpg`. Any directory part is kept,
+    so a hostile entry is caught by safe_join instead of being silently rewritten."""
+    stem = image_name[: -len(Path(image_name).suffix)] if Path(image_name).suffix else image_name
     return f"{stem}_aligned.jpg"
 
 

@@ -34,10 +34,19 @@ def make_optimizer(cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 
 
-def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int):
+def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int):
+    """Linear warm-up (keeps a from-scratch network from collapsing onto the majority
+    class in its first steps), then cosine decay or a constant rate; stepped per batch."""
+    warmup_steps = min(warmup_steps, max(0, total_steps - 1))
+    main_steps = max(1, total_steps - warmup_steps)
     if cfg["scheduler"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_steps)
+    else:
+        main = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup_steps == 0:
+        return main
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup_steps)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
 
 
 def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, work_dir: str | Path,
@@ -65,8 +74,9 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     fmt = memory_format(device, cfg["channels_last"])
     model = build_model(cfg["arch"], len(class_set), cfg["weights"]).to(device, memory_format=fmt)
     optimizer = make_optimizer(cfg, model)
-    scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch)
-    criterion = torch.nn.CrossEntropyLoss()
+    scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch,
+                               round(cfg["warmup_epochs"] * steps_per_epoch))
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
 
     work_dir = Path(work_dir)
     ckpt_path = work_dir / "last.pt"
