@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from fer_pipeline.provenance import is_current
-from fer_pipeline.stages import Stage, build_stages, instances
+from fer_pipeline.stages import Stage, build_stages, instances, upstream_params
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,16 @@ def _dvc_template(stage: Stage, text: str) -> str:
     return re.sub(r"\{(\w+)\}", repl, text)
 
 
-def _stage_body(stage: Stage) -> dict:
+def _stage_body(params: dict, stage: Stage) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
     deps = [t(d) for d in stage.deps] + list(stage.code)
     if deps:
         body["deps"] = deps
-    body["params"] = [t(p) for p in stage.params]
+    inherited: list[str] = []
+    for inst in stage.instances():
+        inherited += [k for k in upstream_params(params, inst) if k not in inherited]
+    body["params"] = inherited + [t(p) for p in stage.params]
     outs = [t(o) for o in stage.outs]
     stamp = t(stage.stamp)
     if stamp not in outs and not any(stamp.startswith(o.rstrip("/") + "/") for o in outs):
@@ -56,9 +59,9 @@ def render_dvc_yaml(params: dict) -> str:
     stages: dict = {}
     for stage in build_stages(params):
         if stage.scattered:
-            stages[stage.name] = {"foreach": stage.items, "do": _stage_body(stage)}
+            stages[stage.name] = {"foreach": stage.items, "do": _stage_body(params, stage)}
         else:
-            stages[stage.name] = _stage_body(stage)
+            stages[stage.name] = _stage_body(params, stage)
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
 
 

@@ -225,6 +225,22 @@ def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
     return found
 
 
+def upstream_params(params: dict, inst: StageInstance) -> list[str]:
+    """params.yaml keys of every job upstream of this one, in pipeline order.
+
+    DVC declares them on the downstream stage too, so `dvc status` names a job
+    whose inputs are about to change, not only the job whose own key changed
+    (the same transitive answer the stage keys give Snakemake)."""
+    seen: list[str] = []
+    for up in upstream(params, inst):
+        for key in upstream_params(params, up) + up.params:
+            if key not in seen:
+                seen.append(key)
+    order = {inst.name: n for n, inst in enumerate(instances(params))}
+    return sorted(seen, key=lambda k: (min((order[i.name] for i in instances(params) if k in i.params),
+                                           default=0), k))
+
+
 def param_values(params: dict, inst: StageInstance) -> dict:
     return {key: select(params, key) for key in inst.params}
 
