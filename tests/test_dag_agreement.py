@@ -58,3 +58,15 @@ def test_snakemake_and_dvc_run_the_same_commands_and_edges():
     assert snake_cmds == dvc_cmds
     assert _edges_snakemake(REPO) == _edges_dvc(REPO)
     assert ("train_supervised", "evaluate") in _edges_dvc(REPO)
+
+
+def test_snakemake_lint_is_clean():
+    proc = run(["snakemake", "--lint"], REPO)
+    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
+
+
+def test_dvc_yaml_check_detects_drift(tmp_path):
+    drifted = tmp_path / "dvc.yaml"
+    drifted.write_text((REPO / "dvc.yaml").read_text().replace("fer evaluate", "fer evaluate --fast"))
+    proc = run(["fer", "dvc-yaml", "--check", "--output", str(drifted)], REPO, check=False)
+    assert proc.returncode != 0 and "out of date" in proc.stderr

@@ -21,8 +21,8 @@ def generate(cfg: dict) -> dict:
     tmp.mkdir(parents=True)
     world = World(cfg["seed"], cfg["render_size"], cfg["nuisance_strength"], tuple(cfg["intensity"]))
     summary = {
-        "rafdb": write_rafdb_basic(world, tmp / "rafdb", cfg["rafdb"], cfg["label_noise"]),
-        "ms1m": write_ms1m_recordio(world, tmp / "ms1m", cfg["ms1m"], tmp / "audit"),
+        "rafdb": write_rafdb_basic(world, tmp / "rafdb", cfg["rafdb"], cfg["label_noise"], cfg["workers"]),
+        "ms1m": write_ms1m_recordio(world, tmp / "ms1m", cfg["ms1m"], tmp / "audit", cfg["workers"]),
     }
     out.mkdir(parents=True, exist_ok=True)
     for part in ("rafdb", "ms1m", "audit"):
