@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -42,6 +43,19 @@ def _experiment_id(mlflow, params: dict) -> str:
         return found.experiment_id
 
 
+def _with_retries(fn, attempts: int = 5):
+    """Parallel Snakemake jobs may open a fresh SQLite store at the same moment (schema
+    migration, experiment creation); the loser of that race retries."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # sqlalchemy OperationalError / IntegrityError, MlflowException
+            if attempt == attempts - 1:
+                raise
+            log.warning("MLflow store busy (%s); retrying", type(exc).__name__)
+            time.sleep(1.0 + attempt)
+
+
 @contextlib.contextmanager
 def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] | None = None) -> Iterator:
     """Open an MLflow run for one stage job; yields the `mlflow` module."""
@@ -49,7 +63,7 @@ def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] |
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(params))
-    experiment_id = _experiment_id(mlflow, params)
+    experiment_id = _with_retries(lambda: _experiment_id(mlflow, params))
     tags = {
         "stage": inst.stage.name,
         "job": inst.name,

@@ -56,3 +56,12 @@ def test_snakemake_rejects_bad_params(tmp_path):
     proc = run(["snakemake", "-n"], proj, check=False)
     assert proc.returncode != 0
     assert "lion" in proc.stdout + proc.stderr
+
+
+def test_paper_profile_is_valid_and_has_no_synthetic_stage():
+    from fer_pipeline.stages import build_stages
+
+    paper = params_mod.load(REPO / "workflow/params/paper.yaml")
+    assert paper["train"]["supervised"]["input_size"] == 224
+    assert "generate" not in [s.name for s in build_stages(paper)]
+    assert [s.name for s in build_stages(params_mod.load(REPO / "params.yaml"))][0] == "generate"
