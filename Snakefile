@@ -2,6 +2,8 @@
 # Thin by design: every rule reads its inputs, outputs and command from
 # fer_pipeline/stages.py (the stage list dvc.yaml is rendered from) and runs a `fer` command.
 
+import os
+
 from snakemake.utils import validate
 
 from fer_pipeline.provenance import new_pipeline_id

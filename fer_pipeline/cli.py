@@ -24,12 +24,17 @@ def _setup_logging(log_file: str | None) -> None:
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+    handlers[0].addFilter(lambda record: record.exc_info is None)  # tracebacks go to the log file only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
 
 
 def _manifest_digest(dataset_dir: str) -> str:
-    manifest = json.loads((Path(dataset_dir) / "manifest.json").read_text(encoding="utf-8"))
+    path = Path(dataset_dir) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"prepared dataset not found: {path} (run `fer prepare --dataset "
+                                f"{Path(dataset_dir).name}` first)")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     return manifest["content_digest"]
 
 
@@ -195,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     except params_mod.ParamsError as exc:
         log.error("%s", exc)
         return 2
-    COMMANDS[args.command][0](params, args)
+    try:
+        COMMANDS[args.command][0](params, args)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        # Bad input (a missing dataset file, a malformed record, an unknown name): one
+        # clear line for the user, the traceback in the log for whoever debugs it.
+        log.error("fer %s: %s", args.command, exc)
+        log.error("traceback of the error above", exc_info=True)
+        return 1
     return 0
 
 

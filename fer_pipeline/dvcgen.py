@@ -43,11 +43,7 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     for inst in stage.instances():
         inherited += [k for k in upstream_params(params, inst) if k not in inherited]
     body["params"] = inherited + [t(p) for p in stage.params]
-    outs = [t(o) for o in stage.outs]
-    stamp = t(stage.stamp)
-    if stamp not in outs and not any(stamp.startswith(o.rstrip("/") + "/") for o in outs):
-        outs.append(stamp)
-    body["outs"] = outs
+    body["outs"] = [t(o) for o in stage.outs_with_stamp()]
     if stage.metrics:
         body["metrics"] = [{t(m): {"cache": False}} for m in stage.metrics]
     if stage.plots:

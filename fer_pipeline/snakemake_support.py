@@ -46,11 +46,7 @@ class Rules:
 
     def outputs(self, name: str) -> list:
         """Output patterns (items as wildcards); paths without a suffix are folders."""
-        stage = self.stage(name)
-        paths = list(stage.outs) + list(stage.metrics) + list(stage.plots)
-        if stage.stamp not in paths and not any(stage.stamp.startswith(p + "/") for p in paths):
-            paths.append(stage.stamp)
-        return [directory(p) if not Path(p).suffix else p for p in paths]
+        return [directory(p) if not Path(p).suffix else p for p in self.stage(name).declared_outputs()]
 
     def log(self, name: str) -> str:
         return self.stage(name).log

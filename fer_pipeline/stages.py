@@ -39,6 +39,15 @@ class Stage:
     def scattered(self) -> bool:
         return self.item_name is not None
 
+    def outs_with_stamp(self) -> list[str]:
+        """Outputs, plus the stamp when it does not already live inside one of them."""
+        inside = any(is_under(self.stamp, out) for out in self.outs)
+        return list(self.outs) + ([] if inside else [self.stamp])
+
+    def declared_outputs(self) -> list[str]:
+        """Every path the stage writes (templates unfilled): outs, stamp, metrics, plots."""
+        return self.outs_with_stamp() + list(self.metrics) + list(self.plots)
+
     def instances(self) -> list["StageInstance"]:
         if not self.scattered:
             return [StageInstance(self, None, {})]
@@ -62,14 +71,8 @@ class StageInstance:
         subs = dict(self.values)
         if self.stage.item_name:
             subs[self.stage.item_name] = self.item
-        subs["log"] = self.fill_log()
+        subs["log"] = _substitute(self.stage.log, subs)
         return _substitute(template, subs)
-
-    def fill_log(self) -> str:
-        subs = dict(self.values)
-        if self.stage.item_name:
-            subs[self.stage.item_name] = self.item
-        return _substitute(self.stage.log, subs)
 
     @property
     def cmd(self) -> str:
@@ -93,7 +96,7 @@ class StageInstance:
 
     @property
     def all_outputs(self) -> list[str]:
-        return self.outs + [self.fill(m) for m in self.stage.metrics] + [self.fill(p) for p in self.stage.plots]
+        return [self.fill(p) for p in self.stage.declared_outputs()]
 
 
 _FIELD = re.compile(r"\{(\w+)\}")

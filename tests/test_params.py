@@ -65,3 +65,12 @@ def test_paper_profile_is_valid_and_has_no_synthetic_stage():
     assert paper["train"]["supervised"]["input_size"] == 224
     assert "generate" not in [s.name for s in build_stages(paper)]
     assert [s.name for s in build_stages(params_mod.load(REPO / "params.yaml"))][0] == "generate"
+
+
+def test_missing_input_is_one_clear_line(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    proc = subprocess.run([sys.executable, "-m", "fer_pipeline.cli", "train-supervised", "--log-file", "t.log"],
+                          capture_output=True, text=True, env=tool_env(), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "data/prepared/rafdb/manifest.json" in proc.stderr and "fer prepare --dataset rafdb" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" in (tmp_path / "t.log").read_text()
