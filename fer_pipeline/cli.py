@@ -91,18 +91,70 @@ def cmd_train_supervised(params: dict, args) -> None:
     write_stamp(params, inst, {"data_versions": versions, "result": result})
 
 
-def cmd_evaluate(params: dict, args) -> None:
-    from fer_pipeline.eval.evaluate import evaluate
+def cmd_train_meta(params: dict, args) -> None:
+    from fer_pipeline.meta.train import train_meta
+    from fer_pipeline.provenance import expected_key
     from fer_pipeline.tracking import stage_run
 
-    cfg = params["train"]["supervised"]
-    inst = get_instance(params, "evaluate")
-    dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
-    out_dir = Path(params["evaluate"]["out_dir"]) / "supervised"
-    versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
+    cfg = params["train"]["meta"]
+    inst = get_instance(params, "train_meta")
+    prep = params["prepare"]["out_dir"]
+    labeled_dir, pool_dir = f"{prep}/{cfg['labeled']}", f"{prep}/{cfg['pool']}"
+    versions = {cfg["labeled"]: _manifest_digest(labeled_dir), cfg["pool"]: _manifest_digest(pool_dir)}
+    init_dir = params["train"]["supervised"]["out_dir"] if cfg["init"] == "supervised" else None
+    work_dir = Path(".fer/work/train_meta") / expected_key(params, inst)
     with stage_run(params, inst, versions) as mlflow:
-        metrics = evaluate(cfg["out_dir"], dataset_dir, out_dir, params["evaluate"]["batch_size"], cfg["device"],
-                           title="supervised (FaceSynth)" if _synthetic(params) else "supervised")
+        result = train_meta(cfg, labeled_dir, pool_dir, cfg["out_dir"], work_dir, init_dir, cfg["pool_truth"],
+                            tracker=mlflow)
+        for name in ("history.json", "smp_index.json"):
+            mlflow.log_artifact(str(Path(cfg["out_dir"]) / name))
+    write_stamp(params, inst, {"data_versions": versions, "result": result})
+
+
+def finetune_config(params: dict) -> dict:
+    """The supervised recipe at Face2Exp's fixed finetuning rate, starting from the student."""
+    meta, ft = params["train"]["meta"], params["train"]["finetune"]
+    cfg = dict(params["train"]["supervised"])
+    cfg.update({"seed": meta["seed"], "dataset": meta["labeled"], "class_set": meta["class_set"],
+                "arch": meta["arch"], "input_size": meta["input_size"], "weights": f"{meta['out_dir']}/model.pt",
+                "epochs": ft["epochs"], "batch_size": ft["batch_size"], "optimizer": "sgd", "lr": ft["lr"],
+                "scheduler": "constant", "warmup_epochs": 0, "label_smoothing": 0.0, "balanced_sampling": False,
+                "out_dir": ft["out_dir"]})
+    return cfg
+
+
+def cmd_finetune(params: dict, args) -> None:
+    from fer_pipeline.provenance import expected_key
+    from fer_pipeline.tracking import stage_run
+    from fer_pipeline.train.supervised import train_supervised
+
+    cfg = finetune_config(params)
+    inst = get_instance(params, "finetune")
+    dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
+    versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
+    work_dir = Path(".fer/work/finetune") / expected_key(params, inst)
+    with stage_run(params, inst, versions) as mlflow:
+        result = train_supervised(cfg, dataset_dir, cfg["out_dir"], work_dir, tracker=mlflow)
+        mlflow.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
+    write_stamp(params, inst, {"data_versions": versions, "result": result})
+
+
+def cmd_evaluate(params: dict, args) -> None:
+    from fer_pipeline.eval.evaluate import evaluate
+    from fer_pipeline.stages import evaluated_models
+    from fer_pipeline.tracking import stage_run
+
+    models = evaluated_models(params)
+    if args.model not in models:
+        raise KeyError(f"no model {args.model!r} to evaluate; known: {', '.join(models)}")
+    inst = get_instance(params, "evaluate", args.model)
+    model_dir, dataset_dir = models[args.model]["model_dir"], models[args.model]["dataset_dir"]
+    out_dir = Path(params["evaluate"]["out_dir"]) / args.model
+    versions = {Path(dataset_dir).name: _manifest_digest(dataset_dir)}
+    device = params["train"]["supervised"]["device"]
+    title = f"{args.model} (FaceSynth)" if _synthetic(params) else args.model
+    with stage_run(params, inst, versions) as mlflow:
+        metrics = evaluate(model_dir, dataset_dir, out_dir, params["evaluate"]["batch_size"], device, title=title)
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
         mlflow.log_metrics({f"class_acc.{c}": a for c, a in metrics["per_class_accuracy"].items() if a is not None})
         for name in ("metrics.json", "confusion_matrix.png", "per_class_accuracy.png", "predictions.csv"):
@@ -112,10 +164,12 @@ def cmd_evaluate(params: dict, args) -> None:
 
 def cmd_report(params: dict, args) -> None:
     from fer_pipeline.report import write_report
+    from fer_pipeline.stages import evaluated_models
     from fer_pipeline.tracking import stage_run
 
     inst = get_instance(params, "report")
-    metrics_files = {"supervised": Path(params["evaluate"]["out_dir"]) / "supervised" / "metrics.json"}
+    metrics_files = {name: Path(params["evaluate"]["out_dir"]) / name / "metrics.json"
+                     for name in evaluated_models(params)}
     with stage_run(params, inst) as mlflow:
         write_report(metrics_files, params["report"]["out_dir"], _synthetic(params))
         mlflow.log_artifact(str(Path(params["report"]["out_dir"]) / "summary.md"))
@@ -131,7 +185,7 @@ def cmd_summary(params: dict, args) -> None:
     if not path.exists():
         raise SystemExit(f"{path} not found: run the pipeline first (make run)")
     print(path.read_text(encoding="utf-8"))
-    print(f"Plots: {params['evaluate']['out_dir']}/supervised/*.png")
+    print(f"Plots: {params['evaluate']['out_dir']}/<model>/*.png")
     print(f"Browse runs: make ui   (= mlflow ui --backend-store-uri {tracking_uri(params)}, "
           "then open http://127.0.0.1:5000)")
 
@@ -168,7 +222,9 @@ COMMANDS = {
     "generate": (cmd_generate, "write the FaceSynth demo datasets in their real on-disk formats"),
     "prepare": (cmd_prepare, "turn one dataset into aligned face crops in Parquet shards (+ manifest, rejects)"),
     "train-supervised": (cmd_train_supervised, "train the supervised baseline"),
-    "evaluate": (cmd_evaluate, "evaluate the trained model: metrics.json, confusion matrix, per-class plot"),
+    "train-meta": (cmd_train_meta, "Face2Exp teacher-student meta-training with circuit feedback"),
+    "finetune": (cmd_finetune, "finetune the meta-trained student on the labelled data (fixed small rate)"),
+    "evaluate": (cmd_evaluate, "evaluate one trained model: metrics.json, confusion matrix, per-class plot"),
     "report": (cmd_report, "gather the results table"),
     "summary": (cmd_summary, "print the results table and how to open MLflow"),
     "status": (cmd_status, "which jobs are outdated w.r.t. params.yaml (the stamps both tools share)"),
@@ -186,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-file", help="also write the log to this file")
         if name == "prepare":
             p.add_argument("--dataset", required=True, help="a key of params.yaml `datasets`")
+        if name == "evaluate":
+            p.add_argument("--model", required=True, help="supervised | meta")
         if name == "dvc-yaml":
             p.add_argument("--output", default="dvc.yaml")
             p.add_argument("--check", action="store_true", help="fail if the file differs instead of writing it")

@@ -39,10 +39,9 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     deps = [t(d) for d in stage.deps] + list(stage.code)
     if deps:
         body["deps"] = deps
-    inherited: list[str] = []
-    for inst in stage.instances():
-        inherited += [k for k in upstream_params(params, inst) if k not in inherited]
-    body["params"] = inherited + [t(p) for p in stage.params]
+    own = [t(p) for p in stage.params]
+    inherited = [k for k in upstream_params(params, stage.instances()[0]) if k not in own]
+    body["params"] = inherited + own
     body["outs"] = [t(o) for o in stage.outs_with_stamp()]
     if stage.metrics:
         body["metrics"] = [{t(m): {"cache": False}} for m in stage.metrics]

@@ -121,7 +121,7 @@ def build_stages(params: dict) -> list[Stage]:
     gen_dir = params["generate"]["out_dir"]
     prep_dir = params["prepare"]["out_dir"]
     sup = params["train"]["supervised"]
-    eval_dir = f"{params['evaluate']['out_dir']}/supervised"
+    eval_root = params["evaluate"]["out_dir"]
     report_dir = params["report"]["out_dir"]
     datasets = params["datasets"]
 
@@ -135,7 +135,9 @@ def build_stages(params: dict) -> list[Stage]:
                 name="generate",
                 cmd="fer generate --log-file {log}",
                 deps=(),
-                outs=(f"{gen_dir}/rafdb", f"{gen_dir}/ms1m", f"{gen_dir}/audit"),
+                # The audit file is declared by name: a later stage reads it, and Snakemake
+                # cannot match a file inside a directory output.
+                outs=(f"{gen_dir}/rafdb", f"{gen_dir}/ms1m", f"{gen_dir}/audit/ms1m_truth.csv"),
                 params=("generate",),
                 code=("fer_pipeline/synth", "fer_pipeline/io/recordio.py", "fer_pipeline/labels.py"),
                 log="logs/generate.log",
@@ -168,26 +170,60 @@ def build_stages(params: dict) -> list[Stage]:
             stamp=f"{sup['out_dir']}/_stage.json",
         )
     )
+    meta, finetune = params["train"]["meta"], params["train"]["finetune"]
+    meta_deps = [f"{prep_dir}/{meta['labeled']}", f"{prep_dir}/{meta['pool']}"]
+    if meta["init"] == "supervised":
+        meta_deps.append(sup["out_dir"])
+    if meta["pool_truth"]:
+        meta_deps.append(meta["pool_truth"])
+    stages.append(
+        Stage(
+            name="train_meta",
+            cmd="fer train-meta --log-file {log}",
+            deps=tuple(meta_deps),
+            outs=(meta["out_dir"],),
+            params=("train.meta",),
+            code=("fer_pipeline/meta", "fer_pipeline/train", "fer_pipeline/models"),
+            log="logs/train_meta.log",
+            stamp=f"{meta['out_dir']}/_stage.json",
+        )
+    )
+    stages.append(
+        Stage(
+            name="finetune",
+            cmd="fer finetune --log-file {log}",
+            deps=(meta["out_dir"], f"{prep_dir}/{meta['labeled']}"),
+            outs=(finetune["out_dir"],),
+            # Finetuning reuses the supervised recipe's augmentation and device settings.
+            params=("train.finetune", "train.supervised"),
+            code=("fer_pipeline/train", "fer_pipeline/models"),
+            log="logs/finetune.log",
+            stamp=f"{finetune['out_dir']}/_stage.json",
+        )
+    )
+    models = evaluated_models(params)
     stages.append(
         Stage(
             name="evaluate",
-            cmd="fer evaluate --log-file {log}",
-            deps=(sup["out_dir"], f"{prep_dir}/{sup['dataset']}"),
-            outs=(f"{eval_dir}/predictions.csv", f"{eval_dir}/_stage.json"),
+            cmd="fer evaluate --model {model} --log-file {log}",
+            deps=("{model_dir}", "{dataset_dir}"),
+            outs=(f"{eval_root}/{{model}}/predictions.csv",),
             params=("evaluate",),
             code=("fer_pipeline/eval",),
-            log="logs/evaluate.log",
-            stamp=f"{eval_dir}/_stage.json",
-            metrics=(f"{eval_dir}/metrics.json",),
-            plots=(f"{eval_dir}/confusion_matrix.png", f"{eval_dir}/per_class_accuracy.png"),
+            log="logs/evaluate/{model}.log",
+            stamp=f"{eval_root}/{{model}}/_stage.json",
+            metrics=(f"{eval_root}/{{model}}/metrics.json",),
+            plots=(f"{eval_root}/{{model}}/confusion_matrix.png", f"{eval_root}/{{model}}/per_class_accuracy.png"),
+            item_name="model",
+            items={name: {"model_dir": m["model_dir"], "dataset_dir": m["dataset_dir"]} for name, m in models.items()},
         )
     )
     stages.append(
         Stage(
             name="report",
             cmd="fer report --log-file {log}",
-            deps=(f"{eval_dir}/metrics.json",),
-            outs=(f"{report_dir}/summary.md", f"{report_dir}/_stage.json"),
+            deps=tuple(f"{eval_root}/{name}/metrics.json" for name in models),
+            outs=(f"{report_dir}/summary.md",),
             params=("report",),
             code=("fer_pipeline/report.py",),
             log="logs/report.log",
@@ -196,6 +232,16 @@ def build_stages(params: dict) -> list[Stage]:
         )
     )
     return stages
+
+
+def evaluated_models(params: dict) -> dict[str, dict[str, str]]:
+    """Every model the DAG evaluates: its bundle folder and its labelled dataset."""
+    prep_dir = params["prepare"]["out_dir"]
+    sup, meta = params["train"]["supervised"], params["train"]["meta"]
+    return {
+        "supervised": {"model_dir": sup["out_dir"], "dataset_dir": f"{prep_dir}/{sup['dataset']}"},
+        "meta": {"model_dir": params["train"]["finetune"]["out_dir"], "dataset_dir": f"{prep_dir}/{meta['labeled']}"},
+    }
 
 
 def instances(params: dict) -> list[StageInstance]:
@@ -218,14 +264,14 @@ def get_instance(params: dict, name: str, item: str | None = None) -> StageInsta
 
 
 def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
-    """Jobs whose outputs this job reads (a dep equal to or inside one of their outputs)."""
-    found = []
-    for other in instances(params):
-        if other.name == inst.name:
-            continue
-        if any(is_under(dep, out) for dep in inst.deps for out in other.all_outputs):
-            found.append(other)
-    return found
+    """Jobs whose outputs this job reads (a dep equal to or inside one of their outputs).
+
+    The jobs of a scattered stage share one lineage (the union over its items):
+    DVC's foreach declares params once for all items, and both tools must agree."""
+    deps = [d for sibling in inst.stage.instances() for d in sibling.deps] if inst.stage.scattered else inst.deps
+    siblings = {s.name for s in inst.stage.instances()}
+    return [other for other in instances(params)
+            if other.name not in siblings and any(is_under(d, out) for d in deps for out in other.all_outputs)]
 
 
 def upstream_params(params: dict, inst: StageInstance) -> list[str]:

@@ -24,6 +24,9 @@ def tiny_params() -> dict:
     gen["ms1m"] = {"identities": 3, "images_per_identity": 4, "blend_fraction": 0.25}
     sup = params["train"]["supervised"]
     sup.update({"input_size": 32, "epochs": 1, "batch_size": 16, "num_workers": 0, "threads": 1})
+    params["train"]["meta"].update({"input_size": 32, "steps": 2, "batch_size": 8, "mu": 1, "num_workers": 0,
+                                    "threads": 1, "log_every": 1, "checkpoint_every": 1})
+    params["train"]["finetune"].update({"epochs": 1, "batch_size": 16})
     params["evaluate"]["batch_size"] = 64
     return params
 

@@ -11,8 +11,9 @@ from conftest import make_project_copy, run, tiny_params
 
 pytestmark = pytest.mark.integration
 
-ALL_JOBS = {"generate", "prepare", "train_supervised", "evaluate", "report"}
-DOWNSTREAM_OF_TRAIN = {"train_supervised", "evaluate", "report"}
+# train_meta starts from the supervised baseline (params train.meta.init), so it is downstream of it.
+DOWNSTREAM_OF_TRAIN = {"train_supervised", "train_meta", "finetune", "evaluate", "report"}
+DOWNSTREAM_OF_META = {"train_meta", "finetune", "evaluate", "report"}
 
 
 def snakemake_plan(proj) -> set[str]:
@@ -60,17 +61,21 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
 
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)
-    assert jobs == ["evaluate", "generate", "prepare@ms1m", "prepare@rafdb", "report", "train_supervised"]
+    assert jobs == ["evaluate@meta", "evaluate@supervised", "finetune", "generate", "prepare@ms1m",
+                    "prepare@rafdb", "report", "train_meta", "train_supervised"]
     assert len({r.data.tags["pipeline_id"] for r in runs}) == 1, "one pipeline id per invocation"
     train = next(r for r in runs if r.data.tags["job"] == "train_supervised")
     digest = json.loads((proj / "data/prepared/rafdb/manifest.json").read_text())["content_digest"]
     assert train.data.tags["data_version.rafdb"] == digest
     assert "train_loss" in train.data.metrics
-    evaluate = next(r for r in runs if r.data.tags["job"] == "evaluate")
+    evaluate = next(r for r in runs if r.data.tags["job"] == "evaluate@meta")
     assert 0 <= evaluate.data.metrics["mean_class_accuracy"] <= 1
+    meta = next(r for r in runs if r.data.tags["job"] == "train_meta")
+    assert {"loss_s", "loss_c", "loss_f", "loss_u", "feedback", "pseudo_label_accuracy"} <= set(meta.data.metrics)
     metrics = json.loads((proj / "reports/eval/supervised/metrics.json").read_text())
     assert metrics["n"] == sum(metrics["per_class_support"].values()) > 0
-    assert "FaceSynth" in (proj / "reports/summary.md").read_text()
+    summary = (proj / "reports/summary.md").read_text()
+    assert "FaceSynth" in summary and "| meta |" in summary and "| supervised |" in summary
 
     set_param(proj, "train.supervised.lr", 0.02)
     assert snakemake_plan(proj) == DOWNSTREAM_OF_TRAIN
@@ -84,13 +89,13 @@ def test_dvc_repro_then_both_tools_agree(tmp_path):
     assert snakemake_plan(proj) == set(), "Snakemake accepts what dvc repro made"
     assert len({r.data.tags["pipeline_id"] for r in mlflow_runs(proj)}) == 1
 
-    set_param(proj, "train.supervised.epochs", 2)
-    assert snakemake_plan(proj) == DOWNSTREAM_OF_TRAIN, "a parameter change after dvc repro is seen"
-    assert dvc_outdated(proj) == DOWNSTREAM_OF_TRAIN
+    set_param(proj, "train.meta.steps", 3)
+    assert snakemake_plan(proj) == DOWNSTREAM_OF_META, "a parameter change after dvc repro is seen"
+    assert dvc_outdated(proj) == DOWNSTREAM_OF_META
 
     # Snakemake brings it up to date; DVC then agrees without running anything.
     run(["snakemake", "--cores", "2"], proj)
     assert dvc_outdated(proj) == set()
     assert snakemake_plan(proj) == set()
-    stamp = json.loads((proj / "models/supervised/_stage.json").read_text())
-    assert stamp["params"]["train.supervised"]["epochs"] == 2
+    stamp = json.loads((proj / "models/meta/_stage.json").read_text())
+    assert stamp["params"]["train.meta"]["steps"] == 3

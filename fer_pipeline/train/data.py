@@ -29,6 +29,7 @@ STD = (0.229, 0.224, 0.225)
 
 
 def read_split(dataset_dir: str | Path, split: str, columns=("image", "label", "split", "source")) -> pa.Table:
+    """One split of a prepared dataset, all shards concatenated in shard order."""
     tables = [pq.read_table(p, columns=list(columns), filters=[("split", "=", split)]) for p in shard_paths(dataset_dir)]
     table = pa.concat_tables(tables)
     if table.num_rows == 0:
@@ -49,6 +50,14 @@ def build_transform(input_size: int, augment: dict | None) -> v2.Compose:
         steps.append(v2.Resize(input_size, antialias=True))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
     return v2.Compose(steps)
+
+
+def decode_rgb(data: bytes, source: str) -> torch.Tensor:
+    """JPEG bytes -> uint8 RGB tensor (C x H x W)."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"undecodable image in shard row {source!r}")
+    return torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -93,14 +102,14 @@ class FaceShardDataset(Dataset):
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.targets, minlength=len(self.class_set))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        bgr = cv2.imdecode(np.frombuffer(self.images[index], np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"undecodable image in shard row {self.sources[index]!r}")
-        image = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """`dataset[i]` uses the epoch set by set_epoch; `dataset[i, epoch]` names it
+        (step-based samplers pass it, since workers do not see set_epoch)."""
+        index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
+        image = decode_rgb(self.images[index], self.sources[index])
         if self.augment:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(sample_seed(self.seed, self.epoch, index))
+                torch.manual_seed(sample_seed(self.seed, epoch, index))
                 image = self.transform(image)
         else:
             image = self.transform(image)

@@ -133,22 +133,20 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
 def _export(model: torch.nn.Module, cfg: dict, class_set: ClassSet, history: list, out_dir: Path,
             ckpt_path: Path) -> dict:
     """Write the inference bundle (weights + what evaluation needs to rebuild the model)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bundle = {
-        "model": {k: v.cpu() for k, v in model.state_dict().items()},
-        "arch": cfg["arch"],
-        "class_set": class_set.name,
-        "classes": list(class_set.classes),
-        "input_size": cfg["input_size"],
-        "mean": list(MEAN),
-        "std": list(STD),
-    }
-    checkpoint.save(out_dir / "model.pt", **bundle)
+    save_bundle(model, cfg["arch"], class_set, cfg["input_size"], out_dir / "model.pt")
     tmp = out_dir / "history.json.tmp"
     tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / "history.json")
     ckpt_path.unlink(missing_ok=True)  # finished: nothing left to resume
     return {"epochs": len(history), "final": history[-1] if history else None}
+
+
+def save_bundle(model: torch.nn.Module, arch: str, class_set: ClassSet, input_size: int, path: Path) -> None:
+    """The inference bundle: weights plus what evaluation needs to rebuild the model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(path, model={k: v.cpu() for k, v in model.state_dict().items()}, arch=arch,
+                    class_set=class_set.name, classes=list(class_set.classes), input_size=input_size,
+                    mean=list(MEAN), std=list(STD))
 
 
 def load_bundle(model_dir: str | Path) -> tuple[torch.nn.Module, dict]:

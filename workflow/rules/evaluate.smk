@@ -1,3 +1,4 @@
+# One job per evaluated model (supervised baseline, meta-trained student).
 rule evaluate:
     input:
         unpack(RULES.inputs("evaluate")),
@@ -7,5 +8,7 @@ rule evaluate:
         "../../environment.yml"
     log:
         RULES.log("evaluate"),
+    wildcard_constraints:
+        model=RULES.wildcard_pattern("evaluate"),
     shell:
         RULES.shell("evaluate")

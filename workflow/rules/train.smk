@@ -9,3 +9,30 @@ rule train_supervised:
         RULES.log("train_supervised"),
     shell:
         RULES.shell("train_supervised")
+
+
+# Face2Exp: teacher-student meta-training, then the student's finetuning.
+rule train_meta:
+    input:
+        unpack(RULES.inputs("train_meta")),
+    output:
+        RULES.outputs("train_meta"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("train_meta"),
+    shell:
+        RULES.shell("train_meta")
+
+
+rule finetune:
+    input:
+        unpack(RULES.inputs("finetune")),
+    output:
+        RULES.outputs("finetune"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("finetune"),
+    shell:
+        RULES.shell("finetune")

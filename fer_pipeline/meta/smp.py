@@ -1,0 +1,44 @@
+"""Smp, Face2Exp's sampling module: a labelled subset with the same count per class.
+
+A subset is defined by (labelled fraction, seed) and written as an index file of
+row sources, so every run at that fraction trains on exactly the same images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def balanced_subset(targets: np.ndarray, fraction: float, seed: int, num_classes: int) -> np.ndarray:
+    """Indices of `fraction` of the data split equally over the classes present.
+
+    Each class gets k = min(round(fraction * N / C), n_rarest) images (the rarest
+    class caps every class, so the subset stays balanced), drawn without
+    replacement by `seed`. Returned sorted, so order never depends on the draw."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"labelled fraction must be in (0, 1], got {fraction}")
+    targets = np.asarray(targets)
+    present = [c for c in range(num_classes) if (targets == c).any()]
+    counts = {c: int((targets == c).sum()) for c in present}
+    per_class = min(max(1, round(fraction * len(targets) / len(present))), min(counts.values()))
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(targets == c), size=per_class, replace=False) for c in present]
+    return np.sort(np.concatenate(chosen))
+
+
+def write_index(path: str | Path, sources: list[str], indices: np.ndarray, meta: dict) -> None:
+    """JSON index: the chosen rows' sources plus how they were chosen (atomic write)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**meta, "count": int(len(indices)),
+                               "sources": [sources[i] for i in indices]}, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_index(path: str | Path) -> set[str]:
+    return set(json.loads(Path(path).read_text(encoding="utf-8"))["sources"])

@@ -1,0 +1,196 @@
+"""`fer train-meta`: Face2Exp meta-training of a teacher and a student.
+
+Labelled batches come from the Smp subset (balanced, at the labelled fraction
+from params, saved as an index file); unlabelled batches (mu x batch size) from
+the face-recognition pool, each with a weak and a strong view. Both networks
+use SGD with cosine decay (paper: teacher 1e-2, student 1e-3). Inference and
+evaluation use the student only; the teacher is saved beside it for study.
+
+When the pool's true expressions are known (FaceSynth writes them outside the
+dataset folder), the run audits the teacher's pseudo labels against them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from fer_pipeline.labels import ClassSet
+from fer_pipeline.meta.augment import WeakStrongViews
+from fer_pipeline.meta.data import PoolViews, StepBatchSampler
+from fer_pipeline.meta.smp import balanced_subset, write_index
+from fer_pipeline.meta.step import MetaLossConfig, meta_step
+from fer_pipeline.models.factory import build_model
+from fer_pipeline.train import checkpoint
+from fer_pipeline.train.data import FaceShardDataset
+from fer_pipeline.train.device import autocast, memory_format, pick_device, set_threads
+from fer_pipeline.train.supervised import save_bundle
+
+log = logging.getLogger(__name__)
+
+
+def labelled_subset(targets: np.ndarray, cfg: dict, num_classes: int) -> np.ndarray:
+    if cfg["balanced"]:
+        return balanced_subset(targets, cfg["labeled_fraction"], cfg["seed"], num_classes)
+    rng = np.random.default_rng(cfg["seed"])  # an unbalanced fraction, as the paper's RAF-DB 25/50 %
+    n = max(1, round(cfg["labeled_fraction"] * len(targets)))
+    return np.sort(rng.choice(len(targets), size=n, replace=False))
+
+
+def read_pool_truth(path: str | None, sources: list[str], class_set: ClassSet) -> torch.Tensor | None:
+    """True class id of every pool image (-1: outside the class set), or None."""
+    if not path:
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        truth = {f"train.rec#{row['key']}": row["expression"] for row in csv.DictReader(fh)}
+    missing = [s for s in sources if s not in truth]
+    if missing:
+        raise ValueError(f"{path}: no true expression for {len(missing)} pool images, e.g. {missing[0]}")
+    ids = [class_set.index(truth[s]) for s in sources]
+    return torch.tensor([-1 if i is None else i for i in ids])
+
+
+class PseudoLabelAudit:
+    """Running audit of the teacher's pseudo labels and of the feedback f."""
+
+    def __init__(self, truth: torch.Tensor | None, classes: tuple[str, ...]):
+        self.truth, self.classes = truth, classes
+        self.reset()
+
+    def reset(self) -> None:
+        self.hist, self.true_hist = Counter(), Counter()
+        self.correct = self.known = 0
+        self.feedback: list[float] = []
+
+    def update(self, pseudo: torch.Tensor, indices: torch.Tensor, feedback: float) -> None:
+        self.hist.update(pseudo.tolist())
+        self.feedback.append(feedback)
+        if self.truth is not None:
+            true = self.truth[indices]
+            known = true >= 0
+            self.correct += int((pseudo[known] == true[known]).sum())
+            self.known += int(known.sum())
+            self.true_hist.update(true[known].tolist())
+
+    def summary(self) -> dict:
+        total = max(1, sum(self.hist.values()))
+        out = {
+            "feedback_mean": float(np.mean(self.feedback)) if self.feedback else 0.0,
+            "feedback_positive_rate": float(np.mean([f > 0 for f in self.feedback])) if self.feedback else 0.0,
+        }
+        out.update({f"pseudo_share.{c}": self.hist[i] / total for i, c in enumerate(self.classes)})
+        if self.truth is not None and self.known:
+            out["pseudo_label_accuracy"] = self.correct / self.known
+            known = max(1, sum(self.true_hist.values()))
+            out.update({f"true_share.{c}": self.true_hist[i] / known for i, c in enumerate(self.classes)})
+        return out
+
+
+def _loader(dataset, sampler, workers: int, device) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda")
+
+
+def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
+               work_dir: str | Path, init_dir: str | Path | None = None, truth_csv: str | None = None,
+               tracker=None, stop_after_steps: int | None = None) -> dict:
+    set_threads(cfg["threads"])
+    device = pick_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    class_set = ClassSet.named(cfg["class_set"])
+    out_dir, work_dir = Path(out_dir), Path(work_dir)
+
+    labeled = FaceShardDataset(labeled_dir, "train", class_set, cfg["input_size"],
+                               {"crop_scale": cfg["crop_scale"], "hflip": True, "color_jitter": 0.0}, cfg["seed"])
+    subset = labelled_subset(labeled.targets.numpy(), cfg, len(class_set))
+    counts = Counter(labeled.targets[subset].tolist())
+    log.info("labelled subset: %d of %d images, per class %s", len(subset), len(labeled),
+             {class_set.classes[c]: n for c, n in sorted(counts.items())})
+    write_index(out_dir / "smp_index.json", labeled.sources, subset,
+                {"dataset": str(labeled_dir), "fraction": cfg["labeled_fraction"], "balanced": cfg["balanced"],
+                 "seed": cfg["seed"]})
+    views = WeakStrongViews(cfg["input_size"], cfg["crop_scale"], cfg["randaugment_ops"],
+                            cfg["randaugment_magnitude"], cfg["cover_probability"])
+    pool = PoolViews(pool_dir, "unlabeled", views, cfg["seed"] + 1)
+    audit = PseudoLabelAudit(read_pool_truth(truth_csv, pool.sources, class_set), class_set.classes)
+
+    fmt = memory_format(device, cfg["channels_last"])
+    nets = {}
+    for role in ("teacher", "student"):
+        torch.manual_seed(cfg["seed"] + (role == "student"))  # independent weights when from scratch
+        init = str(Path(init_dir) / "model.pt") if cfg["init"] == "supervised" else None
+        nets[role] = build_model(cfg["arch"], len(class_set), init).to(device, memory_format=fmt)
+    teacher, student = nets["teacher"], nets["student"]
+    opts = {role: torch.optim.SGD(nets[role].parameters(), lr=cfg[f"lr_{role}"], momentum=cfg["momentum"],
+                                  weight_decay=cfg["weight_decay"], nesterov=cfg["momentum"] > 0)
+            for role in nets}
+    scheds = {role: torch.optim.lr_scheduler.CosineAnnealingLR(opts[role], T_max=cfg["steps"]) for role in nets}
+
+    ckpt_path, start, history = work_dir / "last.pt", 0, []
+    state = checkpoint.load(ckpt_path) if cfg["resume"] else None
+    if state is not None:
+        for role in nets:
+            nets[role].load_state_dict(state[role])
+            opts[role].load_state_dict(state[f"{role}_optimizer"])
+            scheds[role].load_state_dict(state[f"{role}_scheduler"])
+        checkpoint.restore_rng(state["rng"])
+        start, history = state["step"], json.loads(state["history"])
+        log.info("resumed from %s at step %d", ckpt_path, start)
+
+    loss_cfg = MetaLossConfig(cfg["weights"]["s"], cfg["weights"]["c"], cfg["weights"]["f"], cfg["feedback"],
+                              cfg["threshold"], cfg["label_smoothing"], cfg["uda_warmup_steps"])
+    labeled_batches = iter(_loader(labeled, StepBatchSampler(subset, cfg["batch_size"], cfg["seed"], start),
+                                   cfg["num_workers"], device))
+    pool_batches = iter(_loader(pool, StepBatchSampler(np.arange(len(pool)), cfg["mu"] * cfg["batch_size"],
+                                                       cfg["seed"] + 1, start), cfg["num_workers"], device))
+    amp = (lambda: autocast(device, cfg["amp"]))
+    teacher.train()
+    student.train()
+    t0 = time.time()
+    for step in tqdm(range(start, cfg["steps"]), desc="meta", unit="step", mininterval=5.0,
+                     initial=start, total=cfg["steps"]):
+        if stop_after_steps is not None and step >= stop_after_steps:
+            return {"stopped_at_step": step}
+        x_l, y_l = next(labeled_batches)
+        weak, strong, idx = next(pool_batches)
+        to = (lambda t: t.to(device, non_blocking=True, memory_format=fmt))
+        stats = meta_step(teacher, student, opts["teacher"], opts["student"], to(x_l), y_l.to(device),
+                          to(weak), to(strong), loss_cfg, step, amp)
+        for sched in scheds.values():
+            sched.step()
+        losses = {k: v for k, v in stats.items() if k != "pseudo_labels"}
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise FloatingPointError(f"non-finite meta losses at step {step}: {losses}")
+        audit.update(stats["pseudo_labels"], idx, stats["feedback"])
+        if (step + 1) % cfg["log_every"] == 0 or step + 1 == cfg["steps"]:
+            record = {"step": step + 1, **losses, **audit.summary(), "seconds": round(time.time() - t0, 1)}
+            history.append(record)
+            audit.reset()
+            if tracker is not None:
+                tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step + 1)
+        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < cfg["steps"]:
+            checkpoint.save(ckpt_path, **{r: nets[r].state_dict() for r in nets},
+                            **{f"{r}_optimizer": opts[r].state_dict() for r in nets},
+                            **{f"{r}_scheduler": scheds[r].state_dict() for r in nets},
+                            rng=checkpoint.rng_state(), step=step + 1, history=json.dumps(history))
+
+    save_bundle(student, cfg["arch"], class_set, cfg["input_size"], out_dir / "model.pt")
+    save_bundle(teacher, cfg["arch"], class_set, cfg["input_size"], out_dir / "teacher.pt")
+    tmp = out_dir / "history.json.tmp"
+    tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / "history.json")
+    ckpt_path.unlink(missing_ok=True)
+    return {"steps": cfg["steps"], "final": history[-1] if history else None}
