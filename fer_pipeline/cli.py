@@ -106,7 +106,7 @@ def cmd_train_meta(params: dict, args) -> None:
     with stage_run(params, inst, versions) as mlflow:
         result = train_meta(cfg, labeled_dir, pool_dir, cfg["out_dir"], work_dir, init_dir, cfg["pool_truth"],
                             tracker=mlflow)
-        for name in ("history.json", "smp_index.json"):
+        for name in ("history.json", "smp_index.json", "cover_examples.png"):
             mlflow.log_artifact(str(Path(cfg["out_dir"]) / name))
     write_stamp(params, inst, {"data_versions": versions, "result": result})
 

@@ -60,3 +60,12 @@ def test_weak_strong_views_shapes_and_difference():
     assert weak.shape == strong.shape == (3, 48, 48) and weak.dtype == torch.float32
     assert not torch.allclose(weak, strong)
     assert len(REGIONS) == 5
+
+
+def test_cover_grid_has_one_tile_per_region():
+    from fer_pipeline.meta.augment import cover_grid
+
+    img = torch.zeros(3, 112, 112, dtype=torch.uint8)
+    grid = cover_grid([img, img], [template_landmarks(112)] * 2)
+    assert grid.shape == (224, 112 * (1 + len(REGIONS)), 3)
+    assert (grid[:112, :112] == 0).all() and (grid[:112, 112:] == 128).any()

@@ -85,3 +85,13 @@ class WeakStrongViews:
             strong = cover(strong, landmarks, region)
         strong = self.erase(self.finish(self.weak(self.extensive(strong))))
         return weak, strong
+
+
+def cover_grid(images: list[torch.Tensor], landmarks: list[np.ndarray]) -> np.ndarray:
+    """One row per face: the crop, then each region covered (RGB uint8 H x W x 3),
+    logged with every meta-training run so the cover can be checked by eye."""
+    rows = []
+    for image, lm in zip(images, landmarks):
+        tiles = [image] + [cover(image, lm, region) for region in REGIONS]
+        rows.append(torch.cat(tiles, dim=2))
+    return torch.cat(rows, dim=1).permute(1, 2, 0).numpy()

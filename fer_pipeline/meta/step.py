@@ -15,6 +15,7 @@ forward serves pseudo labels and all three teacher losses.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import torch
@@ -39,20 +40,41 @@ def soft_cross_entropy(target_probs: torch.Tensor, logits: torch.Tensor) -> torc
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+class PhaseTimer:
+    """Accumulates wall time per phase of a step (for bench/meta_step.py)."""
+
+    def __init__(self, sync=None):
+        self.seconds: dict[str, float] = {}
+        self._sync = sync or (lambda: None)
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        self._sync()
+        t0 = time.perf_counter()
+        yield
+        self._sync()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+
+def _no_timer(phase: str):
+    return contextlib.nullcontext()
+
+
 def meta_step(teacher: torch.nn.Module, student: torch.nn.Module, teacher_opt: torch.optim.Optimizer,
               student_opt: torch.optim.Optimizer, x_fer: torch.Tensor, y_fer: torch.Tensor,
               x_fr_weak: torch.Tensor, x_fr_strong: torch.Tensor, cfg: MetaLossConfig, step: int = 0,
-              autocast=contextlib.nullcontext) -> dict:
+              autocast=contextlib.nullcontext, timer=_no_timer) -> dict:
     n_l, n_u = len(x_fer), len(x_fr_weak)
-    with autocast():
+    with timer("teacher_forward"), autocast():
         logits = teacher(torch.cat([x_fer, x_fr_weak, x_fr_strong])).float()
     t_fer, t_weak, t_strong = logits.split([n_l, n_u, n_u])
     probs_weak = t_weak.detach().softmax(dim=1)
     confidence, pseudo = probs_weak.max(dim=1)
     mask = (confidence >= cfg.threshold).float() if cfg.threshold > 0 else None
 
-    student_out = student_step_with_feedback(student, student_opt, x_fr_strong, pseudo, x_fer, y_fer,
-                                             cfg.feedback, mask, autocast)
+    with timer("student_step_and_feedback"):
+        student_out = student_step_with_feedback(student, student_opt, x_fr_strong, pseudo, x_fer, y_fer,
+                                                 cfg.feedback, mask, autocast)
     f = student_out.feedback
 
     loss_s = F.cross_entropy(t_fer, y_fer, label_smoothing=cfg.label_smoothing)
@@ -60,9 +82,10 @@ def meta_step(teacher: torch.nn.Module, student: torch.nn.Module, teacher_opt: t
     loss_f = f * F.cross_entropy(t_weak, pseudo)
     ramp = min(1.0, (step + 1) / cfg.uda_warmup_steps) if cfg.uda_warmup_steps > 0 else 1.0
     loss = cfg.weight_s * loss_s + cfg.weight_c * ramp * loss_c + cfg.weight_f * loss_f
-    teacher_opt.zero_grad(set_to_none=True)
-    loss.backward()
-    teacher_opt.step()
+    with timer("teacher_backward_and_step"):
+        teacher_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        teacher_opt.step()
     return {
         "loss_teacher": loss.item(),
         "loss_s": loss_s.item(),

@@ -21,19 +21,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fer_pipeline.labels import ClassSet
-from fer_pipeline.meta.augment import WeakStrongViews
+from fer_pipeline.meta.augment import WeakStrongViews, cover_grid
 from fer_pipeline.meta.data import PoolViews, StepBatchSampler
 from fer_pipeline.meta.smp import balanced_subset, write_index
 from fer_pipeline.meta.step import MetaLossConfig, meta_step
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint
-from fer_pipeline.train.data import FaceShardDataset
+from fer_pipeline.train.data import FaceShardDataset, decode_rgb
 from fer_pipeline.train.device import autocast, memory_format, pick_device, set_threads
 from fer_pipeline.train.supervised import save_bundle
 
@@ -126,6 +127,11 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
                             cfg["randaugment_magnitude"], cfg["cover_probability"])
     pool = PoolViews(pool_dir, "unlabeled", views, cfg["seed"] + 1)
     audit = PseudoLabelAudit(read_pool_truth(truth_csv, pool.sources, class_set), class_set.classes)
+    examples = range(min(4, len(pool)))
+    grid = cover_grid([decode_rgb(pool.images[i], pool.sources[i]) for i in examples],
+                      [pool.landmarks[i] for i in examples])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_dir / "cover_examples.png"), grid[:, :, ::-1])
 
     fmt = memory_format(device, cfg["channels_last"])
     nets = {}
