@@ -139,6 +139,39 @@ def cmd_finetune(params: dict, args) -> None:
     write_stamp(params, inst, {"data_versions": versions, "result": result})
 
 
+def cmd_mine_pseudo(params: dict, args) -> None:
+    from fer_pipeline.labels import ClassSet
+    from fer_pipeline.meta.train import read_pool_truth
+    from fer_pipeline.mining import mine_pseudo_labels
+    from fer_pipeline.tracking import stage_run
+    from fer_pipeline.train.data import read_split
+
+    cfg, sup, prep = params["mine"], params["train"]["supervised"], params["prepare"]
+    inst = get_instance(params, "mine_pseudo")
+    labeled_dir, pool_dir = f"{prep['out_dir']}/{sup['dataset']}", f"{prep['out_dir']}/{cfg['pool']}"
+    out_dir = Path(prep["out_dir"]) / cfg["out_name"]
+    versions = {sup["dataset"]: _manifest_digest(labeled_dir), cfg["pool"]: _manifest_digest(pool_dir)}
+    truth = None
+    if cfg["truth"]:
+        sources = read_split(pool_dir, "unlabeled", columns=("split", "source")).column("source").to_pylist()
+        truth = read_pool_truth(cfg["truth"], sources, ClassSet.named(sup["class_set"])).numpy()
+    with stage_run(params, inst, versions) as mlflow:
+        manifest = mine_pseudo_labels(sup["out_dir"], labeled_dir, pool_dir, out_dir, cfg["delta"],
+                                      cfg["audit_deltas"], cfg["batch_size"], prep["row_group_size"], truth)
+        mlflow.set_tag(f"data_version.{cfg['out_name']}", manifest["content_digest"])
+        mlflow.log_metrics({"mined": manifest["kept"], "left_unlabelled": manifest["rejected"]})
+        if (out_dir / "mining_audit.json").exists():
+            audit = json.loads((out_dir / "mining_audit.json").read_text(encoding="utf-8"))
+            for delta, per_class in audit.items():
+                for name, value in per_class.items():
+                    for key in ("precision", "coverage"):
+                        if value[key] is not None:
+                            mlflow.log_metric(f"mining.{key}.{name}.delta_{delta}", value[key])
+            mlflow.log_artifact(str(out_dir / "mining_audit.json"))
+        mlflow.log_artifact(str(out_dir / "manifest.json"))
+    write_stamp(params, inst, {"content_digest": manifest["content_digest"]})
+
+
 def cmd_evaluate(params: dict, args) -> None:
     from fer_pipeline.eval.evaluate import evaluate
     from fer_pipeline.stages import evaluated_models
@@ -223,6 +256,7 @@ COMMANDS = {
     "prepare": (cmd_prepare, "turn one dataset into aligned face crops in Parquet shards (+ manifest, rejects)"),
     "train-supervised": (cmd_train_supervised, "train the supervised baseline"),
     "train-meta": (cmd_train_meta, "Face2Exp teacher-student meta-training with circuit feedback"),
+    "mine-pseudo": (cmd_mine_pseudo, "omni-supervised mining: pseudo labels for pool faces near a class centroid"),
     "finetune": (cmd_finetune, "finetune the meta-trained student on the labelled data (fixed small rate)"),
     "evaluate": (cmd_evaluate, "evaluate one trained model: metrics.json, confusion matrix, per-class plot"),
     "report": (cmd_report, "gather the results table"),

@@ -71,4 +71,5 @@ def commit_current_stages(params: dict) -> None:
         log.info("no up-to-date jobs to record in dvc.lock")
         return
     log.info("recording in dvc.lock: %s", ", ".join(names))
-    subprocess.run(["dvc", "commit", "--force", "--quiet", *names], check=True)
+    # --no-relink: leave the workspace files (and their mtimes, which Snakemake reads) alone.
+    subprocess.run(["dvc", "commit", "--force", "--quiet", "--no-relink", *names], check=True)

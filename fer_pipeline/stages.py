@@ -201,6 +201,20 @@ def build_stages(params: dict) -> list[Stage]:
             stamp=f"{finetune['out_dir']}/_stage.json",
         )
     )
+    mine = params["mine"]
+    mine_deps = [sup["out_dir"], f"{prep_dir}/{sup['dataset']}", f"{prep_dir}/{mine['pool']}"]
+    stages.append(
+        Stage(
+            name="mine_pseudo",
+            cmd="fer mine-pseudo --log-file {log}",
+            deps=tuple(mine_deps + ([mine["truth"]] if mine["truth"] else [])),
+            outs=(f"{prep_dir}/{mine['out_name']}",),
+            params=("mine",),
+            code=("fer_pipeline/mining.py",),
+            log="logs/mine_pseudo.log",
+            stamp=f"{prep_dir}/{mine['out_name']}/_stage.json",
+        )
+    )
     models = evaluated_models(params)
     stages.append(
         Stage(

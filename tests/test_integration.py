@@ -12,7 +12,7 @@ from conftest import make_project_copy, run, tiny_params
 pytestmark = pytest.mark.integration
 
 # train_meta starts from the supervised baseline (params train.meta.init), so it is downstream of it.
-DOWNSTREAM_OF_TRAIN = {"train_supervised", "train_meta", "finetune", "evaluate", "report"}
+DOWNSTREAM_OF_TRAIN = {"train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate", "report"}
 DOWNSTREAM_OF_META = {"train_meta", "finetune", "evaluate", "report"}
 
 
@@ -61,8 +61,8 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
 
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)
-    assert jobs == ["evaluate@meta", "evaluate@supervised", "finetune", "generate", "prepare@ms1m",
-                    "prepare@rafdb", "report", "train_meta", "train_supervised"]
+    assert jobs == ["evaluate@meta", "evaluate@supervised", "finetune", "generate", "mine_pseudo",
+                    "prepare@ms1m", "prepare@rafdb", "report", "train_meta", "train_supervised"]
     assert len({r.data.tags["pipeline_id"] for r in runs}) == 1, "one pipeline id per invocation"
     train = next(r for r in runs if r.data.tags["job"] == "train_supervised")
     digest = json.loads((proj / "data/prepared/rafdb/manifest.json").read_text())["content_digest"]
@@ -72,6 +72,10 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     assert 0 <= evaluate.data.metrics["mean_class_accuracy"] <= 1
     meta = next(r for r in runs if r.data.tags["job"] == "train_meta")
     assert {"loss_s", "loss_c", "loss_f", "loss_u", "feedback", "pseudo_label_accuracy"} <= set(meta.data.metrics)
+    mine = next(r for r in runs if r.data.tags["job"] == "mine_pseudo")
+    mined = json.loads((proj / "data/prepared/ms1m_mined/manifest.json").read_text())
+    assert mine.data.metrics["mined"] == mined["kept"] and mined["kept"] + mined["rejected"] == mined["inputs"]
+    assert "mining.coverage.all.delta_0" in mine.data.metrics  # audited against FaceSynth's truth
     metrics = json.loads((proj / "reports/eval/supervised/metrics.json").read_text())
     assert metrics["n"] == sum(metrics["per_class_support"].values()) > 0
     summary = (proj / "reports/summary.md").read_text()

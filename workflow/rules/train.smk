@@ -36,3 +36,17 @@ rule finetune:
         RULES.log("finetune"),
     shell:
         RULES.shell("finetune")
+
+
+# Omni-supervised mining: a labelled dataset mined from the face-recognition pool.
+rule mine_pseudo:
+    input:
+        unpack(RULES.inputs("mine_pseudo")),
+    output:
+        RULES.outputs("mine_pseudo"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("mine_pseudo"),
+    shell:
+        RULES.shell("mine_pseudo")
