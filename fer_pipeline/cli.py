@@ -75,20 +75,24 @@ def cmd_prepare(params: dict, args) -> None:
     write_stamp(params, inst, {"content_digest": manifest["content_digest"]})
 
 
-def cmd_train_supervised(params: dict, args) -> None:
+def _supervised_stage(params: dict, stage: str, cfg: dict) -> None:
+    """Run train_supervised for a stage (the baseline, or the student's finetuning)."""
     from fer_pipeline.provenance import expected_key
     from fer_pipeline.tracking import stage_run
     from fer_pipeline.train.supervised import train_supervised
 
-    cfg = params["train"]["supervised"]
-    inst = get_instance(params, "train_supervised")
+    inst = get_instance(params, stage)
     dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
     versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
-    work_dir = Path(".fer/work/train_supervised") / expected_key(params, inst)
+    work_dir = Path(".fer/work") / stage / expected_key(params, inst)
     with stage_run(params, inst, versions) as mlflow:
         result = train_supervised(cfg, dataset_dir, cfg["out_dir"], work_dir, tracker=mlflow)
         mlflow.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
     write_stamp(params, inst, {"data_versions": versions, "result": result})
+
+
+def cmd_train_supervised(params: dict, args) -> None:
+    _supervised_stage(params, "train_supervised", params["train"]["supervised"])
 
 
 def cmd_train_meta(params: dict, args) -> None:
@@ -124,19 +128,7 @@ def finetune_config(params: dict) -> dict:
 
 
 def cmd_finetune(params: dict, args) -> None:
-    from fer_pipeline.provenance import expected_key
-    from fer_pipeline.tracking import stage_run
-    from fer_pipeline.train.supervised import train_supervised
-
-    cfg = finetune_config(params)
-    inst = get_instance(params, "finetune")
-    dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
-    versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
-    work_dir = Path(".fer/work/finetune") / expected_key(params, inst)
-    with stage_run(params, inst, versions) as mlflow:
-        result = train_supervised(cfg, dataset_dir, cfg["out_dir"], work_dir, tracker=mlflow)
-        mlflow.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
-    write_stamp(params, inst, {"data_versions": versions, "result": result})
+    _supervised_stage(params, "finetune", finetune_config(params))
 
 
 def cmd_mine_pseudo(params: dict, args) -> None:
