@@ -68,3 +68,16 @@ def test_killed_meta_run_resumes_to_the_same_weights(tiny_world, cfg, tmp_path):
     ha = json.loads((tmp_path / "a/history.json").read_text())
     hb = json.loads((tmp_path / "b/history.json").read_text())
     assert [h["loss_teacher"] for h in ha] == [h["loss_teacher"] for h in hb]
+
+
+def test_ema_student_is_exported_and_resumes(tiny_world, cfg, tmp_path):
+    cfg["ema_decay"] = 0.9
+    _run(cfg, tiny_world, tmp_path / "a")
+    _run(cfg, tiny_world, tmp_path / "b", stop_after_steps=2)
+    _run(cfg, tiny_world, tmp_path / "b")
+    a, b = _student(tmp_path / "a"), _student(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a), "EMA state is checkpointed"
+    cfg["ema_decay"] = 0.0
+    _run(cfg, tiny_world, tmp_path / "plain")
+    plain = _student(tmp_path / "plain")
+    assert not all(torch.equal(a[k], plain[k]) for k in a), "the exported student is the average"

@@ -145,6 +145,10 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
             for role in nets}
     scheds = {role: torch.optim.lr_scheduler.CosineAnnealingLR(opts[role], T_max=cfg["steps"]) for role in nets}
 
+    # Optional EMA of the student (paper: none); when on, it is what gets exported.
+    ema = (torch.optim.swa_utils.AveragedModel(student, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+        cfg["ema_decay"]), use_buffers=True) if cfg["ema_decay"] > 0 else None)
+
     ckpt_path, start, history = work_dir / "last.pt", 0, []
     state = checkpoint.load(ckpt_path) if cfg["resume"] else None
     if state is not None:
@@ -152,6 +156,8 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
             nets[role].load_state_dict(state[role])
             opts[role].load_state_dict(state[f"{role}_optimizer"])
             scheds[role].load_state_dict(state[f"{role}_scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         checkpoint.restore_rng(state["rng"])
         start, history = state["step"], json.loads(state["history"])
         log.info("resumed from %s at step %d", ckpt_path, start)
@@ -177,6 +183,8 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
                           to(weak), to(strong), loss_cfg, step, amp)
         for sched in scheds.values():
             sched.step()
+        if ema is not None:
+            ema.update_parameters(student)
         losses = {k: v for k, v in stats.items() if k != "pseudo_labels"}
         if not all(math.isfinite(v) for v in losses.values()):
             raise FloatingPointError(f"non-finite meta losses at step {step}: {losses}")
@@ -191,9 +199,11 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
             checkpoint.save(ckpt_path, **{r: nets[r].state_dict() for r in nets},
                             **{f"{r}_optimizer": opts[r].state_dict() for r in nets},
                             **{f"{r}_scheduler": scheds[r].state_dict() for r in nets},
+                            **({"ema": ema.state_dict()} if ema is not None else {}),
                             rng=checkpoint.rng_state(), step=step + 1, history=json.dumps(history))
 
-    save_bundle(student, cfg["arch"], class_set, cfg["input_size"], out_dir / "model.pt")
+    save_bundle(student if ema is None else ema.module, cfg["arch"], class_set, cfg["input_size"],
+                out_dir / "model.pt")
     save_bundle(teacher, cfg["arch"], class_set, cfg["input_size"], out_dir / "teacher.pt")
     tmp = out_dir / "history.json.tmp"
     tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
