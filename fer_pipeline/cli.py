@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer_pipeline import params as params_mod
 from fer_pipeline.provenance import write_stamp
-from fer_pipeline.stages import get_instance
+from fer_pipeline.stages import get_instance, uses_facesynth
 
 log = logging.getLogger("fer")
 
@@ -36,11 +36,6 @@ def _manifest_digest(dataset_dir: str) -> str:
                                 f"{Path(dataset_dir).name}` first)")
     manifest = json.loads(path.read_text(encoding="utf-8"))
     return manifest["content_digest"]
-
-
-def _synthetic(params: dict) -> bool:
-    gen = params["generate"]["out_dir"]
-    return any(ds["root"].startswith(gen) for ds in params["datasets"].values())
 
 
 # ---- stages ----------------------------------------------------------------
@@ -177,7 +172,7 @@ def cmd_evaluate(params: dict, args) -> None:
     out_dir = Path(params["evaluate"]["out_dir"]) / args.model
     versions = {Path(dataset_dir).name: _manifest_digest(dataset_dir)}
     device = params["train"]["supervised"]["device"]
-    title = f"{args.model} (FaceSynth)" if _synthetic(params) else args.model
+    title = f"{args.model} (FaceSynth)" if uses_facesynth(params) else args.model
     with stage_run(params, inst, versions) as mlflow:
         metrics = evaluate(model_dir, dataset_dir, out_dir, params["evaluate"]["batch_size"], device, title=title)
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
@@ -196,7 +191,7 @@ def cmd_report(params: dict, args) -> None:
     metrics_files = {name: Path(params["evaluate"]["out_dir"]) / name / "metrics.json"
                      for name in evaluated_models(params)}
     with stage_run(params, inst) as mlflow:
-        write_report(metrics_files, params["report"]["out_dir"], _synthetic(params))
+        write_report(metrics_files, params["report"]["out_dir"], uses_facesynth(params))
         mlflow.log_artifact(str(Path(params["report"]["out_dir"]) / "summary.md"))
     write_stamp(params, inst)
 

@@ -116,6 +116,13 @@ def is_under(path: str, root: str) -> bool:
     return PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
 
 
+def uses_facesynth(params: dict) -> bool:
+    """True when some dataset is read from FaceSynth's output (numbers are then demo numbers)."""
+    gen_dir = params["generate"]["out_dir"]
+    synth_roots = {f"{gen_dir}/rafdb", f"{gen_dir}/ms1m"}
+    return any(ds["root"] in synth_roots for ds in params["datasets"].values())
+
+
 def build_stages(params: dict) -> list[Stage]:
     """The pipeline's stages, in topological order, for these parameters."""
     gen_dir = params["generate"]["out_dir"]
@@ -126,10 +133,9 @@ def build_stages(params: dict) -> list[Stage]:
     datasets = params["datasets"]
 
     stages: list[Stage] = []
-    synth_roots = {f"{gen_dir}/rafdb", f"{gen_dir}/ms1m"}
     # FaceSynth runs only when some dataset is read from its output (the demo);
     # pointed at real data, the DAG has no generate stage at all.
-    if any(ds["root"] in synth_roots for ds in datasets.values()):
+    if uses_facesynth(params):
         stages.append(
             Stage(
                 name="generate",

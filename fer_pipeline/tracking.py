@@ -17,7 +17,7 @@ from typing import Iterator
 
 from fer_pipeline.params import flatten, select
 from fer_pipeline.provenance import git_commit, pipeline_id
-from fer_pipeline.stages import StageInstance
+from fer_pipeline.stages import StageInstance, uses_facesynth
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] |
         "job": inst.name,
         "git_commit": git_commit(),
         "pipeline_id": pipeline_id(),
-        "demo_data": "FaceSynth" if "facesynth" in str(params.get("datasets", "")).lower() else "no",
+        "demo_data": "FaceSynth" if uses_facesynth(params) else "no",
     }
     for dataset, version in (data_versions or {}).items():
         tags[f"data_version.{dataset}"] = version
