@@ -192,6 +192,7 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
         if (step + 1) % cfg["log_every"] == 0 or step + 1 == cfg["steps"]:
             record = {"step": step + 1, **losses, **audit.summary(), "seconds": round(time.time() - t0, 1)}
             history.append(record)
+            log.info("step %d: %s", step + 1, {k: round(v, 4) for k, v in record.items() if k != "step"})
             audit.reset()
             if tracker is not None:
                 tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step + 1)
@@ -209,4 +210,6 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / "history.json")
     ckpt_path.unlink(missing_ok=True)
+    log.info("meta-training done: %d steps in %.1f s; last record %s", cfg["steps"] - start, time.time() - t0,
+             history[-1] if history else None)
     return {"steps": cfg["steps"], "final": history[-1] if history else None}
