@@ -81,3 +81,14 @@ def test_ema_student_is_exported_and_resumes(tiny_world, cfg, tmp_path):
     _run(cfg, tiny_world, tmp_path / "plain")
     plain = _student(tmp_path / "plain")
     assert not all(torch.equal(a[k], plain[k]) for k in a), "the exported student is the average"
+
+
+def test_resume_between_audit_records_gives_the_same_record(tiny_world, cfg, tmp_path):
+    cfg.update({"log_every": 4, "checkpoint_every": 2})  # the crash falls inside the record's window
+    _run(cfg, tiny_world, tmp_path / "a")
+    _run(cfg, tiny_world, tmp_path / "b", stop_after_steps=2)
+    _run(cfg, tiny_world, tmp_path / "b")
+    [ra] = json.loads((tmp_path / "a/history.json").read_text())
+    [rb] = json.loads((tmp_path / "b/history.json").read_text())
+    ra.pop("seconds"), rb.pop("seconds")
+    assert ra == rb

@@ -84,6 +84,17 @@ class PseudoLabelAudit:
             self.known += int(known.sum())
             self.true_hist.update(true[known].tolist())
 
+    def state(self) -> str:
+        """JSON of the running counters, so a resumed run's next record covers the same steps."""
+        return json.dumps({"hist": dict(self.hist), "true_hist": dict(self.true_hist), "correct": self.correct,
+                           "known": self.known, "feedback": self.feedback})
+
+    def restore(self, state: str) -> None:
+        data = json.loads(state)
+        self.hist = Counter({int(k): v for k, v in data["hist"].items()})
+        self.true_hist = Counter({int(k): v for k, v in data["true_hist"].items()})
+        self.correct, self.known, self.feedback = data["correct"], data["known"], data["feedback"]
+
     def summary(self) -> dict:
         total = max(1, sum(self.hist.values()))
         out = {
@@ -158,6 +169,7 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
             scheds[role].load_state_dict(state[f"{role}_scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        audit.restore(state["audit"])
         checkpoint.restore_rng(state["rng"])
         start, history = state["step"], json.loads(state["history"])
         log.info("resumed from %s at step %d", ckpt_path, start)
@@ -200,7 +212,7 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
             checkpoint.save(ckpt_path, **{r: nets[r].state_dict() for r in nets},
                             **{f"{r}_optimizer": opts[r].state_dict() for r in nets},
                             **{f"{r}_scheduler": scheds[r].state_dict() for r in nets},
-                            **({"ema": ema.state_dict()} if ema is not None else {}),
+                            **({"ema": ema.state_dict()} if ema is not None else {}), audit=audit.state(),
                             rng=checkpoint.rng_state(), step=step + 1, history=json.dumps(history))
 
     save_bundle(student if ema is None else ema.module, cfg["arch"], class_set, cfg["input_size"],
