@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fer_pipeline.meta.augment import WeakStrongViews
-from fer_pipeline.train.data import decode_rgb, read_split, sample_seed
+from fer_pipeline.train.data import decode_rgb, epoch_generator, read_split, sample_seed
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):
@@ -32,8 +32,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         self.steps_per_epoch = len(indices) // batch_size
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        return self.indices[torch.randperm(len(self.indices), generator=gen)]
+        return self.indices[torch.randperm(len(self.indices), generator=epoch_generator(self.seed, epoch))]
 
     def __iter__(self):
         step = self.start_step

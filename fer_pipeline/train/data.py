@@ -60,6 +60,11 @@ def decode_rgb(data: bytes, source: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator behind epoch `epoch`'s data order: a function of (seed, epoch) only."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     return ((seed * 1_000_003 + epoch) * 10_000_019 + index) % (2**63)
 
@@ -135,7 +140,7 @@ class EpochSampler(Sampler[int]):
         return len(self.targets)
 
     def __iter__(self):
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        gen = epoch_generator(self.seed, self.epoch)
         n = len(self.targets)
         if not self.balanced:
             return iter(torch.randperm(n, generator=gen).tolist())
