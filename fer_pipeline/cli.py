@@ -70,7 +70,7 @@ def cmd_prepare(params: dict, args) -> None:
     write_stamp(params, inst, {"content_digest": manifest["content_digest"]})
 
 
-def _supervised_stage(params: dict, stage: str, cfg: dict) -> None:
+def _supervised_stage(params: dict, stage: str, cfg: dict, subset_index: str | None = None) -> None:
     """Run train_supervised for a stage (the baseline, or the student's finetuning)."""
     from fer_pipeline.provenance import expected_key
     from fer_pipeline.tracking import stage_run
@@ -81,7 +81,8 @@ def _supervised_stage(params: dict, stage: str, cfg: dict) -> None:
     versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
     work_dir = Path(".fer/work") / stage / expected_key(params, inst)
     with stage_run(params, inst, versions) as mlflow:
-        result = train_supervised(cfg, dataset_dir, cfg["out_dir"], work_dir, tracker=mlflow)
+        result = train_supervised(cfg, dataset_dir, cfg["out_dir"], work_dir, tracker=mlflow,
+                                  subset_index=subset_index)
         mlflow.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
     write_stamp(params, inst, {"data_versions": versions, "result": result})
 
@@ -110,20 +111,16 @@ def cmd_train_meta(params: dict, args) -> None:
     write_stamp(params, inst, {"data_versions": versions, "result": result})
 
 
-def finetune_config(params: dict) -> dict:
-    """The supervised recipe at Face2Exp's fixed finetuning rate, starting from the student."""
-    meta, ft = params["train"]["meta"], params["train"]["finetune"]
-    cfg = dict(params["train"]["supervised"])
-    cfg.update({"seed": meta["seed"], "dataset": meta["labeled"], "class_set": meta["class_set"],
-                "arch": meta["arch"], "input_size": meta["input_size"], "weights": f"{meta['out_dir']}/model.pt",
-                "epochs": ft["epochs"], "batch_size": ft["batch_size"], "optimizer": "sgd", "lr": ft["lr"],
-                "scheduler": "constant", "warmup_epochs": 0, "label_smoothing": 0.0, "balanced_sampling": False,
-                "out_dir": ft["out_dir"]})
-    return cfg
-
-
 def cmd_finetune(params: dict, args) -> None:
-    _supervised_stage(params, "finetune", finetune_config(params))
+    from fer_pipeline.train.finetune import finetune_config
+
+    train = params["train"]
+    meta_dir = train["meta"]["out_dir"]
+    cfg = finetune_config(train["supervised"], train["meta"], train["finetune"], f"{meta_dir}/model.pt",
+                          train["finetune"]["out_dir"])
+    # Only the Smp subset the student was meta-trained with: at a labelled fraction
+    # below 100 %, finetuning on the whole set would leak the withheld labels.
+    _supervised_stage(params, "finetune", cfg, subset_index=f"{meta_dir}/smp_index.json")
 
 
 def cmd_mine_pseudo(params: dict, args) -> None:
@@ -182,17 +179,54 @@ def cmd_evaluate(params: dict, args) -> None:
     write_stamp(params, inst, {"data_versions": versions})
 
 
+def cmd_spatial_study(params: dict, args) -> None:
+    from fer_pipeline.provenance import expected_key
+    from fer_pipeline.spatial_study import run_seed
+    from fer_pipeline.tracking import stage_run
+
+    spatial, meta, prep = params["spatial"], params["train"]["meta"], params["prepare"]["out_dir"]
+    if args.seed not in spatial["seeds"]:
+        raise KeyError(f"seed {args.seed} is not in params.yaml spatial.seeds {spatial['seeds']}")
+    inst = get_instance(params, "spatial_study", str(args.seed))
+    labeled_dir, pool_dir = f"{prep}/{meta['labeled']}", f"{prep}/{meta['pool']}"
+    versions = {meta["labeled"]: _manifest_digest(labeled_dir), meta["pool"]: _manifest_digest(pool_dir)}
+    work_dir = Path(".fer/work/spatial_study") / expected_key(params, inst)
+    out_dir = Path(spatial["out_dir"]) / f"seed{args.seed}"
+    with stage_run(params, inst, versions) as mlflow:
+        run_seed(params, args.seed, labeled_dir, pool_dir, out_dir, work_dir, mlflow)
+        mlflow.log_artifact(str(out_dir / "results.json"))
+    write_stamp(params, inst, {"data_versions": versions})
+
+
 def cmd_report(params: dict, args) -> None:
     from fer_pipeline.report import write_report
     from fer_pipeline.stages import evaluated_models
     from fer_pipeline.tracking import stage_run
 
+    if args.section == "spatial":
+        return _report_spatial(params)
     inst = get_instance(params, "report")
     metrics_files = {name: Path(params["evaluate"]["out_dir"]) / name / "metrics.json"
                      for name in evaluated_models(params)}
     with stage_run(params, inst) as mlflow:
         write_report(metrics_files, params["report"]["out_dir"], uses_facesynth(params))
         mlflow.log_artifact(str(Path(params["report"]["out_dir"]) / "summary.md"))
+    write_stamp(params, inst)
+
+
+def _report_spatial(params: dict) -> None:
+    from fer_pipeline.spatial_report import write_spatial_report
+    from fer_pipeline.tracking import stage_run
+
+    spatial = params["spatial"]
+    inst = get_instance(params, "report_spatial")
+    results = [Path(spatial["out_dir"]) / f"seed{seed}" / "results.json" for seed in spatial["seeds"]]
+    with stage_run(params, inst) as mlflow:
+        tables = write_spatial_report(results, spatial, spatial["report_dir"], uses_facesynth(params))
+        mlflow.log_metrics(tables["headline"])
+        for path in sorted(Path(spatial["report_dir"]).glob("*")):
+            if path.suffix in (".md", ".json", ".png"):
+                mlflow.log_artifact(str(path))
     write_stamp(params, inst)
 
 
@@ -212,16 +246,20 @@ def cmd_summary(params: dict, args) -> None:
 
 def cmd_dvc_yaml(params: dict, args) -> None:
     from fer_pipeline.dvcgen import render_dvc_yaml
+    from fer_pipeline.stages import GROUPS
 
-    text = render_dvc_yaml(params)
-    path = Path(args.output)
-    if args.check:
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            raise SystemExit(f"{path} is out of date with fer_pipeline/stages.py and params.yaml: run `fer dvc-yaml`")
-        print(f"{path} is up to date")
-        return
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path}")
+    for group, spec in GROUPS.items():
+        text = render_dvc_yaml(params, group)
+        path = Path(spec["dvc_file"])
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                raise SystemExit(f"{path} is out of date with fer_pipeline/stages.py and params.yaml: "
+                                 "run `fer dvc-yaml`")
+            print(f"{path} is up to date")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
 
 
 def cmd_dvc_commit(params: dict, args) -> None:
@@ -245,8 +283,9 @@ COMMANDS = {
     "train-meta": (cmd_train_meta, "Face2Exp teacher-student meta-training with circuit feedback"),
     "mine-pseudo": (cmd_mine_pseudo, "omni-supervised mining: pseudo labels for pool faces near a class centroid"),
     "finetune": (cmd_finetune, "finetune the meta-trained student on the labelled data (fixed small rate)"),
+    "spatial-study": (cmd_spatial_study, "one seed of Face2Exp's Tables 4 and 6 (SL vs Meta at 1/5/10 %, ablation)"),
     "evaluate": (cmd_evaluate, "evaluate one trained model: metrics.json, confusion matrix, per-class plot"),
-    "report": (cmd_report, "gather the results table"),
+    "report": (cmd_report, "gather the results table (--section spatial: Face2Exp's tables)"),
     "summary": (cmd_summary, "print the results table and how to open MLflow"),
     "status": (cmd_status, "which jobs are outdated w.r.t. params.yaml (the stamps both tools share)"),
     "dvc-yaml": (cmd_dvc_yaml, "render dvc.yaml from the stage list (--check: fail if it drifted)"),
@@ -266,8 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument("--model", required=True, help="supervised | meta")
         if name == "dvc-yaml":
-            p.add_argument("--output", default="dvc.yaml")
-            p.add_argument("--check", action="store_true", help="fail if the file differs instead of writing it")
+            p.add_argument("--check", action="store_true", help="fail if a file differs instead of writing it")
+        if name == "spatial-study":
+            p.add_argument("--seed", type=int, required=True, help="one of params.yaml `spatial.seeds`")
+        if name == "report":
+            p.add_argument("--section", choices=("main", "spatial"), default="main",
+                           help="main: the DAG's results table; spatial: Face2Exp's Tables 4 and 6")
     return parser
 
 

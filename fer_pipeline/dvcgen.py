@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from fer_pipeline.provenance import is_current
-from fer_pipeline.stages import Stage, build_stages, instances, upstream_params
+from fer_pipeline.stages import GROUPS, Stage, StageInstance, build_stages, instances, upstream_params
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,17 @@ def _dvc_template(stage: Stage, text: str) -> str:
     return re.sub(r"\{(\w+)\}", repl, text)
 
 
+def _wdir(group: str) -> str | None:
+    """A group's dvc.yaml lives below the root; its stages still run from the root."""
+    depth = len(Path(GROUPS[group]["dvc_file"]).parent.parts)
+    return "/".join([".."] * depth) if depth else None
+
+
 def _stage_body(params: dict, stage: Stage) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
+    if _wdir(stage.group):
+        body["wdir"] = _wdir(stage.group)
     deps = [t(d) for d in stage.deps] + list(stage.code)
     if deps:
         body["deps"] = deps
@@ -50,14 +58,23 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     return body
 
 
-def render_dvc_yaml(params: dict) -> str:
+def render_dvc_yaml(params: dict, group: str = "main") -> str:
+    """The dvc.yaml of one stage group (GROUPS names its path)."""
     stages: dict = {}
     for stage in build_stages(params):
+        if stage.group != group:
+            continue
         if stage.scattered:
             stages[stage.name] = {"foreach": stage.items, "do": _stage_body(params, stage)}
         else:
             stages[stage.name] = _stage_body(params, stage)
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+
+
+def dvc_target(inst: StageInstance) -> str:
+    """How DVC names a job: `prepare@rafdb`, or `<dvc.yaml path>:<job>` outside ./dvc.yaml."""
+    dvc_file = GROUPS[inst.stage.group]["dvc_file"]
+    return inst.name if dvc_file == "dvc.yaml" else f"{dvc_file}:{inst.name}"
 
 
 def commit_current_stages(params: dict) -> None:
@@ -66,7 +83,7 @@ def commit_current_stages(params: dict) -> None:
     if not Path(".dvc").is_dir():
         log.warning("no .dvc folder here: skipping dvc commit")
         return
-    names = [inst.name for inst in instances(params) if is_current(params, inst)]
+    names = [dvc_target(inst) for inst in instances(params) if is_current(params, inst)]
     if not names:
         log.info("no up-to-date jobs to record in dvc.lock")
         return

@@ -59,9 +59,9 @@ class Rules:
             cmd = cmd.replace("{%s}" % stage.item_name, "{wildcards.%s}" % stage.item_name)
         return cmd
 
-    def targets(self) -> list[str]:
-        """Every output of every job: what `rule all` asks for."""
-        return [p for inst in instances(self.params) for p in inst.all_outputs]
+    def targets(self, group: str = "main") -> list[str]:
+        """Every output of every job of a group: what `rule all` (main) asks for."""
+        return [p for inst in instances(self.params, group) for p in inst.all_outputs]
 
     def items(self, name: str) -> list[str]:
         return list(self.stage(name).items)

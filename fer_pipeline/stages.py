@@ -34,6 +34,7 @@ class Stage:
     plots: tuple[str, ...] = ()
     item_name: str | None = None
     items: dict[str, dict[str, str]] = field(default_factory=dict)
+    group: str = "main"           # "main": `make run`; another group is a separate target (see GROUPS)
 
     @property
     def scattered(self) -> bool:
@@ -114,6 +115,15 @@ def _substitute(template: str, subs: dict[str, str]) -> str:
 
 def is_under(path: str, root: str) -> bool:
     return PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
+
+
+# Stage groups beyond the main DAG: the Snakemake target that builds each, and the
+# dvc.yaml that holds its stages (`dvc repro` alone reproduces ./dvc.yaml only, so a
+# long study kept in its own file never runs by accident).
+GROUPS = {
+    "main": {"target": "all", "dvc_file": "dvc.yaml"},
+    "spatial": {"target": "report_spatial", "dvc_file": "workflow/studies/spatial/dvc.yaml"},
+}
 
 
 def uses_facesynth(params: dict) -> bool:
@@ -251,7 +261,47 @@ def build_stages(params: dict) -> list[Stage]:
             metrics=(f"{report_dir}/summary.json",),
         )
     )
-    return stages
+    return stages + spatial_stages(params)
+
+
+def spatial_stages(params: dict) -> list[Stage]:
+    """Face2Exp's Tables 4 and 6: one job per seed, then the tables (`snakemake report_spatial`)."""
+    spatial, meta, prep_dir = params["spatial"], params["train"]["meta"], params["prepare"]["out_dir"]
+    deps = [f"{prep_dir}/{meta['labeled']}", f"{prep_dir}/{meta['pool']}"]
+    deps += [path for path in {meta["pool_truth"], params["mine"]["truth"]} if path]
+    seed_dir = f"{spatial['out_dir']}/seed{{seed}}"
+    return [
+        Stage(
+            name="spatial_study",
+            cmd="fer spatial-study --seed {seed} --log-file {log}",
+            deps=tuple(sorted(deps)),
+            outs=(seed_dir,),
+            params=("spatial", "train.supervised", "train.meta", "train.finetune", "mine", "evaluate"),
+            code=("fer_pipeline/spatial_study.py", "fer_pipeline/meta", "fer_pipeline/train", "fer_pipeline/models",
+                  "fer_pipeline/eval", "fer_pipeline/mining.py"),
+            log="logs/spatial/seed{seed}.log",
+            stamp=f"{seed_dir}/_stage.json",
+            item_name="seed",
+            items={str(seed): {} for seed in spatial["seeds"]},
+            group="spatial",
+        ),
+        Stage(
+            name="report_spatial",
+            cmd="fer report --section spatial --log-file {log}",
+            deps=tuple(f"{spatial['out_dir']}/seed{seed}" for seed in spatial["seeds"]),
+            outs=(f"{spatial['report_dir']}/tables.md",),
+            params=("spatial",),
+            code=("fer_pipeline/spatial_report.py",),
+            log="logs/report_spatial.log",
+            stamp=f"{spatial['report_dir']}/_stage.json",
+            metrics=(f"{spatial['report_dir']}/tables.json",),
+            plots=tuple(f"{spatial['report_dir']}/{name}.png" for name in SPATIAL_PLOTS),
+            group="spatial",
+        ),
+    ]
+
+
+SPATIAL_PLOTS = ("table4", "table6", "pseudo_label_accuracy", "mining")
 
 
 def evaluated_models(params: dict) -> dict[str, dict[str, str]]:
@@ -264,8 +314,9 @@ def evaluated_models(params: dict) -> dict[str, dict[str, str]]:
     }
 
 
-def instances(params: dict) -> list[StageInstance]:
-    return [inst for stage in build_stages(params) for inst in stage.instances()]
+def instances(params: dict, group: str | None = None) -> list[StageInstance]:
+    """Every job (of one group, when given)."""
+    return [inst for stage in build_stages(params) if group in (None, stage.group) for inst in stage.instances()]
 
 
 def get_stage(params: dict, name: str) -> Stage:

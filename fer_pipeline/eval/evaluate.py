@@ -32,8 +32,8 @@ def predict(model: torch.nn.Module, dataset, batch_size: int, device: torch.devi
 
 
 def evaluate(model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path, batch_size: int,
-             device: str = "auto", split: str = "test", title: str = "") -> dict:
-    model, bundle = load_bundle(model_dir)
+             device: str = "auto", split: str = "test", title: str = "", bundle_name: str = "model.pt") -> dict:
+    model, bundle = load_bundle(model_dir, bundle_name)
     class_set = ClassSet(bundle["class_set"], tuple(bundle["classes"]))
     dataset = FaceShardDataset(dataset_dir, split, class_set, bundle["input_size"], augment=None)
     dev = pick_device(device)

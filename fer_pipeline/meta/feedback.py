@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-MODES = ("exact", "first_order")
+MODES = ("exact", "first_order", "none")  # none: the student step only (an ablation without L_f)
 
 
 @contextlib.contextmanager
@@ -52,7 +52,7 @@ class StudentStepResult:
     loss_u: float            # the student's loss on pseudo-labelled FR data (before its step)
     feedback: float          # f
     loss_fer_before: float | None
-    loss_fer_after: float
+    loss_fer_after: float | None  # None in mode "none" (nothing measured)
 
 
 def student_step_with_feedback(student: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -82,6 +82,8 @@ def student_step_with_feedback(student: torch.nn.Module, optimizer: torch.optim.
         g_fr = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
         eta = optimizer.param_groups[0]["lr"]
     optimizer.step()
+    if mode == "none":
+        return StudentStepResult(loss_u.item(), 0.0, None, None)
 
     with frozen_bn_stats(student):
         if mode == "first_order":

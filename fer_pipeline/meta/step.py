@@ -72,9 +72,11 @@ def meta_step(teacher: torch.nn.Module, student: torch.nn.Module, teacher_opt: t
     confidence, pseudo = probs_weak.max(dim=1)
     mask = (confidence >= cfg.threshold).float() if cfg.threshold > 0 else None
 
+    # Without L_f (an ablation) the feedback is never used: skip its two student forwards.
+    mode = cfg.feedback if cfg.weight_f != 0 else "none"
     with timer("student_step_and_feedback"):
         student_out = student_step_with_feedback(student, student_opt, x_fr_strong, pseudo, x_fer, y_fer,
-                                                 cfg.feedback, mask, autocast)
+                                                 mode, mask, autocast)
     f = student_out.feedback
 
     loss_s = F.cross_entropy(t_fer, y_fer, label_smoothing=cfg.label_smoothing)
@@ -93,7 +95,7 @@ def meta_step(teacher: torch.nn.Module, student: torch.nn.Module, teacher_opt: t
         "loss_f": loss_f.item(),
         "loss_u": student_out.loss_u,
         "feedback": f,
-        "student_loss_fer_after": student_out.loss_fer_after,
+        **({} if student_out.loss_fer_after is None else {"student_loss_fer_after": student_out.loss_fer_after}),
         "mask_rate": 1.0 if mask is None else mask.mean().item(),
         "pseudo_labels": pseudo.detach().cpu(),
     }

@@ -101,6 +101,15 @@ class FaceShardDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def restrict_to(self, sources: set[str], what: str) -> None:
+        """Keep only the rows whose source is listed (an Smp subset index, say)."""
+        keep = [i for i, s in enumerate(self.sources) if s in sources]
+        if len(keep) != len(sources):
+            raise ValueError(f"{what}: {len(sources) - len(keep)} of its {len(sources)} images are not in this split")
+        self.images = [self.images[i] for i in keep]
+        self.sources = [self.sources[i] for i in keep]
+        self.targets = self.targets[keep]
+
     def __len__(self) -> int:
         return len(self.images)
 

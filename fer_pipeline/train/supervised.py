@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fer_pipeline.labels import ClassSet
+from fer_pipeline.meta.smp import read_index
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint
 from fer_pipeline.train.data import MEAN, STD, EpochSampler, FaceShardDataset
@@ -50,9 +51,11 @@ def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int
 
 
 def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, work_dir: str | Path,
-                     tracker=None, stop_after_epochs: int | None = None) -> dict:
+                     tracker=None, stop_after_epochs: int | None = None, subset_index: str | Path | None = None) -> dict:
     """Train, checkpointing every epoch in `work_dir`; write the final model to `out_dir`.
 
+    `subset_index` (an Smp index file) limits training to those images: the student's
+    finetuning must not see labels its meta-training did not have.
     `stop_after_epochs` ends the run early (as a crash would), for resume tests.
     """
     set_threads(cfg["threads"])
@@ -61,10 +64,14 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     class_set = ClassSet.named(cfg["class_set"])
     train_set = FaceShardDataset(dataset_dir, "train", class_set, cfg["input_size"], cfg["augment"], cfg["seed"])
+    if subset_index is not None:
+        train_set.restrict_to(read_index(subset_index), str(subset_index))
     counts = train_set.class_counts().tolist()
     log.info("train: %d images, per class %s", len(train_set), dict(zip(class_set.classes, counts)))
     sampler = EpochSampler(train_set.targets, cfg["seed"], cfg["balanced_sampling"])
-    loader = DataLoader(train_set, batch_size=cfg["batch_size"], sampler=sampler, drop_last=True,
+    # A labelled subset smaller than one batch (1 % of a small set) still trains: one partial batch.
+    loader = DataLoader(train_set, batch_size=cfg["batch_size"], sampler=sampler,
+                        drop_last=len(train_set) >= cfg["batch_size"],
                         num_workers=cfg["num_workers"], pin_memory=device.type == "cuda",
                         persistent_workers=False)
     steps_per_epoch = len(loader)
@@ -149,10 +156,10 @@ def save_bundle(model: torch.nn.Module, arch: str, class_set: ClassSet, input_si
                     mean=list(MEAN), std=list(STD))
 
 
-def load_bundle(model_dir: str | Path) -> tuple[torch.nn.Module, dict]:
-    bundle = checkpoint.load(Path(model_dir) / "model.pt")
+def load_bundle(model_dir: str | Path, name: str = "model.pt") -> tuple[torch.nn.Module, dict]:
+    bundle = checkpoint.load(Path(model_dir) / name)
     if bundle is None:
-        raise FileNotFoundError(f"{model_dir}/model.pt not found: run `fer train-supervised` first")
+        raise FileNotFoundError(f"{model_dir}/{name} not found: run the stage that trains it first")
     model = build_model(bundle["arch"], len(bundle["classes"]))
     model.load_state_dict(bundle["model"])
     return model, bundle
