@@ -95,6 +95,7 @@ def cmd_train_meta(params: dict, args) -> None:
     from fer_pipeline.meta.train import train_meta
     from fer_pipeline.provenance import expected_key
     from fer_pipeline.tracking import stage_run
+    from fer_pipeline.train.distributed import launched_rank
 
     cfg = params["train"]["meta"]
     inst = get_instance(params, "train_meta")
@@ -103,6 +104,9 @@ def cmd_train_meta(params: dict, args) -> None:
     versions = {cfg["labeled"]: _manifest_digest(labeled_dir), cfg["pool"]: _manifest_digest(pool_dir)}
     init_dir = params["train"]["supervised"]["out_dir"] if cfg["init"] == "supervised" else None
     work_dir = Path(".fer/work/train_meta") / expected_key(params, inst)
+    if launched_rank() != 0:  # under torchrun, rank 0 alone tracks, writes and stamps
+        train_meta(cfg, labeled_dir, pool_dir, cfg["out_dir"], work_dir, init_dir, cfg["pool_truth"])
+        return
     with stage_run(params, inst, versions) as mlflow:
         result = train_meta(cfg, labeled_dir, pool_dir, cfg["out_dir"], work_dir, init_dir, cfg["pool_truth"],
                             tracker=mlflow)
@@ -141,7 +145,8 @@ def cmd_mine_pseudo(params: dict, args) -> None:
         truth = read_pool_truth(cfg["truth"], sources, ClassSet.named(sup["class_set"])).numpy()
     with stage_run(params, inst, versions) as mlflow:
         manifest = mine_pseudo_labels(sup["out_dir"], labeled_dir, pool_dir, out_dir, cfg["delta"],
-                                      cfg["audit_deltas"], cfg["batch_size"], prep["row_group_size"], truth)
+                                      cfg["audit_deltas"], cfg["batch_size"], prep["row_group_size"], truth,
+                                      cfg["include_labeled"])
         mlflow.set_tag(f"data_version.{cfg['out_name']}", manifest["content_digest"])
         mlflow.log_metrics({"mined": manifest["kept"], "left_unlabelled": manifest["rejected"]})
         if (out_dir / "mining_audit.json").exists():

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fer_pipeline.labels import ClassSet
-from fer_pipeline.prep.shards import ShardWriter, replace_dir, write_rejects
+from fer_pipeline.prep.shards import SHARD_SCHEMA, ShardWriter, replace_dir, write_rejects
 from fer_pipeline.train.data import FaceShardDataset, build_transform, decode_rgb, read_split
 from fer_pipeline.train.supervised import load_bundle
 
@@ -100,8 +100,13 @@ def penultimate_features(model: torch.nn.Module, dataset: Dataset, batch_size: i
 
 def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
                        delta: float, audit_deltas: list[float], batch_size: int, row_group_size: int,
-                       truth: np.ndarray | None = None) -> dict:
-    """Write the mined dataset to `out_dir` (shards + manifest + audit); returns the manifest."""
+                       truth: np.ndarray | None = None, include_labeled: bool = False) -> dict:
+    """Write the mined dataset to `out_dir` (shards + manifest + audit); returns the manifest.
+
+    With `include_labeled` the dataset also carries every row of the labelled set
+    (train and test splits, sources prefixed by its folder name): seed 001's
+    omni-supervised training set, labelled + mined faces, that a stage names as one
+    dataset and tests on the labelled set's own test split."""
     model, bundle = load_bundle(model_dir)
     class_set = ClassSet(bundle["class_set"], tuple(bundle["classes"]))
     labeled = FaceShardDataset(labeled_dir, "train", class_set, bundle["input_size"], augment=None)
@@ -123,6 +128,9 @@ def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir:
     tmp.mkdir(parents=True)
     writer = ShardWriter(tmp, 50_000, row_group_size)
     rows = pool.to_pylist()
+    labeled_rows = _labeled_rows(Path(labeled_dir)) if include_labeled else []
+    for row in labeled_rows:
+        writer.add(row)
     for row, k in zip(rows, mined):
         if k >= 0:
             writer.add({**row, "label": class_set.classes[k], "split": "train"})
@@ -132,13 +140,21 @@ def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir:
         {"source": row["source"], "split": "unlabeled", "reason": "below_margin",
          "detail": f"best-minus-second cosine similarity < {delta}"} for row, k in zip(rows, mined) if k < 0])
     counts = Counter(class_set.classes[k] for k in mined if k >= 0)
+    per_split = Counter(row["split"] for row in labeled_rows) + Counter({"train": int((mined >= 0).sum())})
+    per_split_class: dict = {}
+    for row in labeled_rows:
+        per_split_class.setdefault(row["split"], Counter())[row["label"]] += 1
+    per_split_class["train"] = per_split_class.get("train", Counter()) + counts
     manifest = {
         "dataset": out_dir.name, "format": "mined", "source_pool": str(pool_dir), "model": str(model_dir),
-        "delta": delta, "classes_without_centroid": absent, "inputs": len(rows), "kept": int((mined >= 0).sum()), "rejected": int((mined < 0).sum()),
-        "kept_per_split": {"train": int((mined >= 0).sum())},
-        "kept_per_split_class": {"train": dict(sorted(counts.items()))},
+        "labeled_rows_from": str(labeled_dir) if include_labeled else None,
+        "delta": delta, "classes_without_centroid": absent,
+        "mined": int((mined >= 0).sum()), "inputs": len(rows) + len(labeled_rows),
+        "kept": int((mined >= 0).sum()) + len(labeled_rows), "rejected": int((mined < 0).sum()),
+        "kept_per_split": dict(sorted(per_split.items())),
+        "kept_per_split_class": {split: dict(sorted(c.items())) for split, c in sorted(per_split_class.items())},
         "rejected_per_reason": {"below_margin": int((mined < 0).sum())}, "shards": writer.shards,
-        "content_digest": _digest(mined, sources, delta, model_dir, pool_dir),
+        "content_digest": _digest(mined, sources, delta, model_dir, pool_dir, labeled_dir if include_labeled else None),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if truth is not None:
@@ -151,11 +167,26 @@ def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir:
     return manifest
 
 
-def _digest(mined: np.ndarray, sources: list[str], delta: float, model_dir, pool_dir) -> str:
-    """The pool's own digest (its pixels) plus which face got which label."""
-    pool_digest = json.loads((Path(pool_dir) / "manifest.json").read_text(encoding="utf-8"))["content_digest"]
+def _labeled_rows(labeled_dir: Path) -> list[dict]:
+    """Every labelled row (train and test), its source prefixed by the dataset's folder name."""
+    columns = [f.name for f in SHARD_SCHEMA]
+    rows = []
+    for split in ("train", "test"):
+        for row in read_split(labeled_dir, split, columns=columns).to_pylist():
+            rows.append({**row, "source": f"{labeled_dir.name}/{row['source']}"})
+    return rows
+
+
+def _manifest_digest(dataset_dir) -> str:
+    return json.loads((Path(dataset_dir) / "manifest.json").read_text(encoding="utf-8"))["content_digest"]
+
+
+def _digest(mined: np.ndarray, sources: list[str], delta: float, model_dir, pool_dir, labeled_dir=None) -> str:
+    """The pool's own digest (its pixels) plus which face got which label (plus the labelled set's)."""
     model_bytes = (Path(model_dir) / "model.pt").read_bytes()
-    h = hashlib.sha256(f"{pool_digest}|{hashlib.sha256(model_bytes).hexdigest()}|{delta}|".encode())
+    labeled = _manifest_digest(labeled_dir) if labeled_dir else "-"
+    h = hashlib.sha256(f"{_manifest_digest(pool_dir)}|{labeled}|{hashlib.sha256(model_bytes).hexdigest()}|{delta}|"
+                       .encode())
     for s, k in zip(sources, mined):
         h.update(f"{s}:{int(k)}\n".encode())
     return h.hexdigest()

@@ -113,8 +113,8 @@ def to_markdown(tables: dict, spatial: dict, synthetic: bool) -> str:
     lines = ["# Face2Exp on the demo data: Tables 4 and 6", ""]
     if synthetic:
         lines += [f"> {DEMO_NOTE}", ""]
-    lines += [f"Mean ± sd over {n} seeds ({', '.join(map(str, tables['seeds']))}); every run from scratch at "
-              f"{spatial['input_size']} px, SL {spatial['sl_epochs']} epochs, meta {spatial['meta_steps']} steps "
+    lines += [f"Mean ± sd over {n} seeds ({', '.join(map(str, tables['seeds']))}); every run from scratch, "
+              f"{spatial['arch']} at {spatial['input_size']} px, SL {spatial['sl_epochs']} epochs, meta {spatial['meta_steps']} steps "
               "then the student's finetuning on its own subset. Accuracies in %.", "",
               "## Table 4 shape: SL with 100 % labels vs Meta-Face2Exp with balanced subsets", ""]
     cols = list(tables["table4"])

@@ -1,6 +1,6 @@
 """`fer spatial-study --seed S`: one seed of Face2Exp's Tables 4 and 6 on the labelled set + pool.
 
-Every run of a seed starts from scratch at `spatial.input_size` (no run may see
+Every run of a seed starts from scratch (`spatial.arch` at `spatial.input_size`; no run may see
 labels outside its own subset, so no network is initialised from the 100 % model):
 
     sl_100      supervised on all labels, natural class imbalance (the paper's SL column)
@@ -112,13 +112,14 @@ class SeedStudy:
         cfg = dict(self.params["train"]["supervised"])
         cfg.update({"seed": self.seed, "dataset": self.params["train"]["meta"]["labeled"],
                     "class_set": self.params["train"]["meta"]["class_set"], "weights": None,
-                    "input_size": self.spatial["input_size"], "epochs": self.spatial["sl_epochs"],
+                    "arch": self.spatial["arch"], "input_size": self.spatial["input_size"], "epochs": self.spatial["sl_epochs"],
                     "balanced_sampling": False})
         return cfg
 
     def meta_cfg(self, run: StudyRun) -> dict:
         cfg = dict(self.params["train"]["meta"])
-        cfg.update({"seed": self.seed, "init": "scratch", "input_size": self.spatial["input_size"],
+        cfg.update({"seed": self.seed, "init": "scratch", "arch": self.spatial["arch"],
+                    "input_size": self.spatial["input_size"],
                     "steps": self.spatial["meta_steps"], "labeled_fraction": run.fraction, "balanced": True,
                     "weights": dict(run.weights)})
         return cfg

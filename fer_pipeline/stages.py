@@ -174,6 +174,9 @@ def build_stages(params: dict) -> list[Stage]:
             items={name: {"root": ds["root"]} for name, ds in datasets.items()},
         )
     )
+    if sup["dataset"] == params["mine"]["out_name"]:
+        raise ValueError(f"train.supervised.dataset {sup['dataset']!r} is the mined set, and mining needs the "
+                         "supervised model: a cycle. Train on the mined set with train.meta.labeled instead.")
     stages.append(
         Stage(
             name="train_supervised",

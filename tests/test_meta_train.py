@@ -2,6 +2,9 @@
 
 import copy
 import json
+import os
+import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,3 +95,30 @@ def test_resume_between_audit_records_gives_the_same_record(tiny_world, cfg, tmp
     [rb] = json.loads((tmp_path / "b/history.json").read_text())
     ra.pop("seconds"), rb.pop("seconds")
     assert ra == rb
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, root: str, out: str) -> None:
+    """One torchrun-like process: the environment torchrun would set, then train_meta."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank)})
+    result = _run(cfg, Path(root), Path(out))
+    Path(out, f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def test_ddp_ranks_share_the_feedback_and_stay_in_sync(tiny_world, cfg, tmp_path):
+    """Two gloo processes: different batch slices, one all-reduced f, identical networks."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg.update({"balanced": False, "checkpoint_every": 100})
+    out = tmp_path / "ddp"
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, cfg, str(tiny_world), str(out)), nprocs=2)
+    r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["world_size"] == r1["world_size"] == 2
+    assert r0["weights_digest"] == r1["weights_digest"], "DDP keeps teacher and student identical on all ranks"
+    assert r0["final"]["feedback_mean"] == r1["final"]["feedback_mean"], "f is all-reduced"
+    assert r0["final"]["loss_u"] != r1["final"]["loss_u"], "each rank trains on its own slice of the batch"
+    # Rank 0 alone writes the bundle, and it is the synchronised student.
+    assert (out / "model.pt").exists() and len(json.loads((out / "history.json").read_text())) == cfg["steps"]
+    single = _run(cfg, tiny_world, tmp_path / "single")
+    assert single["world_size"] == 1 and single["weights_digest"] != r0["weights_digest"]

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from fer_pipeline.labels import ClassSet
-from fer_pipeline.meta.train import read_pool_truth
+from fer_pipeline.meta.train import read_pool_truth, train_meta
 from fer_pipeline.mining import (assign_by_margin, class_centroids, cosine_to_centroids, mine_pseudo_labels,
                                  mining_audit)
 from fer_pipeline.prep.prepare import prepare_dataset
+from fer_pipeline.stages import build_stages
 from fer_pipeline.synth.world import World
 from fer_pipeline.synth.writers import write_ms1m_recordio, write_rafdb_basic
 from fer_pipeline.train.data import FaceShardDataset
@@ -90,3 +91,29 @@ def test_a_class_without_labelled_images_is_never_mined(tmp_path, params):
                                   tmp_path / "mined", 0.0, [0.0], 64, 16)
     assert manifest["classes_without_centroid"] == ["fear"]
     assert manifest["kept"] == 30 and "fear" not in manifest["kept_per_split_class"]["train"]
+
+
+def test_mined_set_with_labelled_rows_trains_meta_and_tests_on_the_labelled_split(tmp_path, params):
+    """include_labeled: labelled + mined faces in one dataset that train-meta reads by name."""
+    _tiny_setup(tmp_path, params, seed=9)
+    manifest = mine_pseudo_labels(tmp_path / "model", tmp_path / "prep/rafdb", tmp_path / "prep/ms1m",
+                                  tmp_path / "prep/omni", 0.0, [], 64, 16, include_labeled=True)
+    assert manifest["inputs"] == 30 + 70 + 7 and manifest["kept"] + manifest["rejected"] == manifest["inputs"]
+    assert manifest["kept_per_split"] == {"test": 7, "train": 70 + manifest["mined"]}
+    classes = ClassSet.named("basic7")
+    train = FaceShardDataset(tmp_path / "prep/omni", "train", classes, 32)
+    test = FaceShardDataset(tmp_path / "prep/omni", "test", classes, 32)
+    assert len(train) == 100 and len(test) == 7
+    assert sum(s.startswith("rafdb/") for s in train.sources) == 70
+    cfg = copy.deepcopy(params["train"]["meta"])
+    cfg.update({"init": "scratch", "input_size": 32, "steps": 2, "batch_size": 4, "num_workers": 0, "threads": 1,
+                "device": "cpu", "balanced": False, "pool_truth": None})
+    result = train_meta(cfg, tmp_path / "prep/omni", tmp_path / "prep/ms1m", tmp_path / "meta", tmp_path / "w")
+    assert result["steps"] == 2 and (tmp_path / "meta/model.pt").exists()
+
+
+def test_training_the_baseline_on_its_own_mined_set_is_refused(params):
+    bad = copy.deepcopy(params)
+    bad["train"]["supervised"]["dataset"] = bad["mine"]["out_name"]
+    with pytest.raises(ValueError, match="cycle"):
+        build_stages(bad)

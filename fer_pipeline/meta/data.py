@@ -20,16 +20,23 @@ from fer_pipeline.train.data import decode_rgb, epoch_generator, read_split, sam
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Endless batches of (index, epoch) over `indices`, starting at `start_step`."""
+    """Endless batches of (index, epoch) over `indices`, starting at `start_step`.
 
-    def __init__(self, indices: np.ndarray, batch_size: int, seed: int, start_step: int = 0):
-        if len(indices) < batch_size:
-            raise ValueError(f"batch size {batch_size} exceeds the {len(indices)} available images")
+    Under DDP each of `world_size` processes takes its slice (`rank`) of one global
+    batch of `batch_size * world_size`, so the ranks never see the same image in a step."""
+
+    def __init__(self, indices: np.ndarray, batch_size: int, seed: int, start_step: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        global_batch = batch_size * world_size
+        if len(indices) < global_batch:
+            raise ValueError(f"batch size {batch_size} x {world_size} process(es) exceeds the {len(indices)} "
+                             "available images")
         self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        self.batch_size = batch_size
+        self.batch_size = global_batch
+        self.rank_slice = slice(rank * batch_size, (rank + 1) * batch_size)
         self.seed = seed
         self.start_step = start_step
-        self.steps_per_epoch = len(indices) // batch_size
+        self.steps_per_epoch = len(indices) // global_batch
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         return self.indices[torch.randperm(len(self.indices), generator=epoch_generator(self.seed, epoch))]
@@ -39,7 +46,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         while True:
             epoch, offset = divmod(step, self.steps_per_epoch)
             order = self._epoch_order(epoch)
-            batch = order[offset * self.batch_size:(offset + 1) * self.batch_size]
+            batch = order[offset * self.batch_size:(offset + 1) * self.batch_size][self.rank_slice]
             yield [(int(i), epoch) for i in batch]
             step += 1
 

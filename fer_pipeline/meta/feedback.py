@@ -65,11 +65,15 @@ def student_step_with_feedback(student: torch.nn.Module, optimizer: torch.optim.
     in the exact mode is the optimizer's current rate (eta_A of Eq. 6)."""
     if mode not in MODES:
         raise ValueError(f"feedback mode {mode!r}; choose one of {MODES}")
-    params = _params(student)
+    # Under DDP the step goes through the wrapper (gradients averaged over ranks); the
+    # labelled-loss measurements use the bare network (local, no gradient sync) and f
+    # is averaged over ranks by the caller.
+    plain = getattr(student, "module", student)
+    params = _params(plain)
     loss_before = None
     if mode == "first_order":
-        with torch.no_grad(), frozen_bn_stats(student), autocast():
-            loss_before = F.cross_entropy(student(x_fer).float(), y_fer).item()
+        with torch.no_grad(), frozen_bn_stats(plain), autocast():
+            loss_before = F.cross_entropy(plain(x_fer).float(), y_fer).item()
 
     with autocast():
         logits = student(x_fr).float()
@@ -85,14 +89,14 @@ def student_step_with_feedback(student: torch.nn.Module, optimizer: torch.optim.
     if mode == "none":
         return StudentStepResult(loss_u.item(), 0.0, None, None)
 
-    with frozen_bn_stats(student):
+    with frozen_bn_stats(plain):
         if mode == "first_order":
             with torch.no_grad(), autocast():
-                loss_after = F.cross_entropy(student(x_fer).float(), y_fer)
+                loss_after = F.cross_entropy(plain(x_fer).float(), y_fer)
             feedback = loss_before - loss_after.item()
         else:
             with autocast():
-                loss_after = F.cross_entropy(student(x_fer).float(), y_fer)
+                loss_after = F.cross_entropy(plain(x_fer).float(), y_fer)
             g_fer = torch.autograd.grad(loss_after, params, allow_unused=True)
             g_fer = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                                for g, p in zip(g_fer, params)])

@@ -63,7 +63,8 @@ def _no_timer(phase: str):
 def meta_step(teacher: torch.nn.Module, student: torch.nn.Module, teacher_opt: torch.optim.Optimizer,
               student_opt: torch.optim.Optimizer, x_fer: torch.Tensor, y_fer: torch.Tensor,
               x_fr_weak: torch.Tensor, x_fr_strong: torch.Tensor, cfg: MetaLossConfig, step: int = 0,
-              autocast=contextlib.nullcontext, timer=_no_timer) -> dict:
+              autocast=contextlib.nullcontext, timer=_no_timer, reduce_feedback=float) -> dict:
+    """`reduce_feedback` averages f over DDP ranks, so every rank applies the same L_f."""
     n_l, n_u = len(x_fer), len(x_fr_weak)
     with timer("teacher_forward"), autocast():
         logits = teacher(torch.cat([x_fer, x_fr_weak, x_fr_strong])).float()
@@ -77,7 +78,7 @@ def meta_step(teacher: torch.nn.Module, student: torch.nn.Module, teacher_opt: t
     with timer("student_step_and_feedback"):
         student_out = student_step_with_feedback(student, student_opt, x_fr_strong, pseudo, x_fer, y_fer,
                                                  mode, mask, autocast)
-    f = student_out.feedback
+    f = reduce_feedback(student_out.feedback)
 
     loss_s = F.cross_entropy(t_fer, y_fer, label_smoothing=cfg.label_smoothing)
     loss_c = soft_cross_entropy(probs_weak, t_strong)

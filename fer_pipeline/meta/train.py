@@ -8,6 +8,11 @@ evaluation use the student only; the teacher is saved beside it for study.
 
 When the pool's true expressions are known (FaceSynth writes them outside the
 dataset folder), the run audits the teacher's pseudo labels against them.
+
+Multi-process: `torchrun --nproc_per_node N $(which fer) train-meta` wraps both
+networks in DistributedDataParallel (NCCL on GPUs, gloo on CPU); each rank draws
+its own slice of every global batch, and f is averaged over the ranks so all of
+them apply the same feedback. The audit covers rank 0's slice.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from fer_pipeline.meta.data import PoolViews, StepBatchSampler
 from fer_pipeline.meta.smp import balanced_subset, write_index
 from fer_pipeline.meta.step import MetaLossConfig, meta_step
 from fer_pipeline.models.factory import build_model
-from fer_pipeline.train import checkpoint
+from fer_pipeline.train import checkpoint, distributed
 from fer_pipeline.train.data import FaceShardDataset, decode_rgb
 from fer_pipeline.train.device import autocast, memory_format, pick_device, set_threads
 from fer_pipeline.train.supervised import save_bundle
@@ -118,6 +123,11 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
                tracker=None, stop_after_steps: int | None = None) -> dict:
     set_threads(cfg["threads"])
     device = pick_device(cfg["device"])
+    world = distributed.init(device.type)  # a world of one unless launched by torchrun
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    main = world.is_main  # only rank 0 writes files, logs records and tracks
+    tracker = tracker if main else None
     torch.manual_seed(cfg["seed"])
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     if device.type == "cuda":
@@ -131,9 +141,10 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     counts = Counter(labeled.targets[subset].tolist())
     log.info("labelled subset: %d of %d images, per class %s", len(subset), len(labeled),
              {class_set.classes[c]: n for c, n in sorted(counts.items())})
-    write_index(out_dir / "smp_index.json", labeled.sources, subset,
-                {"dataset": str(labeled_dir), "fraction": cfg["labeled_fraction"], "balanced": cfg["balanced"],
-                 "seed": cfg["seed"]})
+    if main:
+        write_index(out_dir / "smp_index.json", labeled.sources, subset,
+                    {"dataset": str(labeled_dir), "fraction": cfg["labeled_fraction"], "balanced": cfg["balanced"],
+                     "seed": cfg["seed"]})
     views = WeakStrongViews(cfg["input_size"], cfg["crop_scale"], cfg["randaugment_ops"],
                             cfg["randaugment_magnitude"], cfg["cover_probability"])
     pool = PoolViews(pool_dir, "unlabeled", views, cfg["seed"] + 1)
@@ -141,15 +152,17 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     examples = range(min(4, len(pool)))
     grid = cover_grid([decode_rgb(pool.images[i], pool.sources[i]) for i in examples],
                       [pool.landmarks[i] for i in examples])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_dir / "cover_examples.png"), grid[:, :, ::-1])
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out_dir / "cover_examples.png"), grid[:, :, ::-1])
 
     fmt = memory_format(device, cfg["channels_last"])
     nets = {}
     for role in ("teacher", "student"):
         torch.manual_seed(cfg["seed"] + (role == "student"))  # independent weights when from scratch
         init = str(Path(init_dir) / "model.pt") if cfg["init"] == "supervised" else None
-        nets[role] = build_model(cfg["arch"], len(class_set), init).to(device, memory_format=fmt)
+        nets[role] = distributed.wrap(build_model(cfg["arch"], len(class_set), init).to(device, memory_format=fmt),
+                                      world, device)
     teacher, student = nets["teacher"], nets["student"]
     opts = {role: torch.optim.SGD(nets[role].parameters(), lr=cfg[f"lr_{role}"], momentum=cfg["momentum"],
                                   weight_decay=cfg["weight_decay"], nesterov=cfg["momentum"] > 0)
@@ -157,14 +170,14 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     scheds = {role: torch.optim.lr_scheduler.CosineAnnealingLR(opts[role], T_max=cfg["steps"]) for role in nets}
 
     # Optional EMA of the student (paper: none); when on, it is what gets exported.
-    ema = (torch.optim.swa_utils.AveragedModel(student, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+    ema = (torch.optim.swa_utils.AveragedModel(distributed.unwrap(student), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
         cfg["ema_decay"]), use_buffers=True) if cfg["ema_decay"] > 0 else None)
 
     ckpt_path, start, history = work_dir / "last.pt", 0, []
     state = checkpoint.load(ckpt_path) if cfg["resume"] else None
     if state is not None:
         for role in nets:
-            nets[role].load_state_dict(state[role])
+            distributed.unwrap(nets[role]).load_state_dict(state[role])
             opts[role].load_state_dict(state[f"{role}_optimizer"])
             scheds[role].load_state_dict(state[f"{role}_scheduler"])
         if ema is not None:
@@ -176,23 +189,25 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
 
     loss_cfg = MetaLossConfig(cfg["weights"]["s"], cfg["weights"]["c"], cfg["weights"]["f"], cfg["feedback"],
                               cfg["threshold"], cfg["label_smoothing"], cfg["uda_warmup_steps"])
-    labeled_batches = iter(_loader(labeled, StepBatchSampler(subset, cfg["batch_size"], cfg["seed"], start),
+    shard = {"rank": world.rank, "world_size": world.size}
+    labeled_batches = iter(_loader(labeled, StepBatchSampler(subset, cfg["batch_size"], cfg["seed"], start, **shard),
                                    cfg["num_workers"], device))
     pool_batches = iter(_loader(pool, StepBatchSampler(np.arange(len(pool)), cfg["mu"] * cfg["batch_size"],
-                                                       cfg["seed"] + 1, start), cfg["num_workers"], device))
+                                                       cfg["seed"] + 1, start, **shard), cfg["num_workers"], device))
+    reduce_feedback = (lambda f: distributed.mean_over_ranks(f, world, device))
     amp = (lambda: autocast(device, cfg["amp"]))
     teacher.train()
     student.train()
     t0 = time.time()
     for step in tqdm(range(start, cfg["steps"]), desc="meta", unit="step", mininterval=5.0,
-                     initial=start, total=cfg["steps"]):
+                     initial=start, total=cfg["steps"], disable=not main):
         if stop_after_steps is not None and step >= stop_after_steps:
             return {"stopped_at_step": step}
         x_l, y_l = next(labeled_batches)
         weak, strong, idx = next(pool_batches)
         to = (lambda t: t.to(device, non_blocking=True, memory_format=fmt))
         stats = meta_step(teacher, student, opts["teacher"], opts["student"], to(x_l), y_l.to(device),
-                          to(weak), to(strong), loss_cfg, step, amp)
+                          to(weak), to(strong), loss_cfg, step, amp, reduce_feedback=reduce_feedback)
         for sched in scheds.values():
             sched.step()
         if ema is not None:
@@ -204,24 +219,30 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
         if (step + 1) % cfg["log_every"] == 0 or step + 1 == cfg["steps"]:
             record = {"step": step + 1, **losses, **audit.summary(), "seconds": round(time.time() - t0, 1)}
             history.append(record)
-            log.info("step %d: %s", step + 1, {k: round(v, 4) for k, v in record.items() if k != "step"})
+            if main:
+                log.info("step %d: %s", step + 1, {k: round(v, 4) for k, v in record.items() if k != "step"})
             audit.reset()
             if tracker is not None:
                 tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step + 1)
-        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < cfg["steps"]:
-            checkpoint.save(ckpt_path, **{r: nets[r].state_dict() for r in nets},
+        if main and (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < cfg["steps"]:
+            checkpoint.save(ckpt_path, **{r: distributed.unwrap(nets[r]).state_dict() for r in nets},
                             **{f"{r}_optimizer": opts[r].state_dict() for r in nets},
                             **{f"{r}_scheduler": scheds[r].state_dict() for r in nets},
                             **({"ema": ema.state_dict()} if ema is not None else {}), audit=audit.state(),
                             rng=checkpoint.rng_state(), step=step + 1, history=json.dumps(history))
 
-    save_bundle(student if ema is None else ema.module, cfg["arch"], class_set, cfg["input_size"],
-                out_dir / "model.pt")
-    save_bundle(teacher, cfg["arch"], class_set, cfg["input_size"], out_dir / "teacher.pt")
+    result = {"steps": cfg["steps"], "final": history[-1] if history else None, "world_size": world.size,
+              "weights_digest": distributed.weights_digest(teacher, student)}
+    distributed.shutdown(world)
+    if not main:
+        return result
+    save_bundle(distributed.unwrap(student) if ema is None else ema.module, cfg["arch"], class_set,
+                cfg["input_size"], out_dir / "model.pt")
+    save_bundle(distributed.unwrap(teacher), cfg["arch"], class_set, cfg["input_size"], out_dir / "teacher.pt")
     tmp = out_dir / "history.json.tmp"
     tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out_dir / "history.json")
     ckpt_path.unlink(missing_ok=True)
     log.info("meta-training done: %d steps in %.1f s; last record %s", cfg["steps"] - start, time.time() - t0,
              history[-1] if history else None)
-    return {"steps": cfg["steps"], "final": history[-1] if history else None}
+    return result
