@@ -148,7 +148,7 @@ def cmd_mine_pseudo(params: dict, args) -> None:
                                       cfg["audit_deltas"], cfg["batch_size"], prep["row_group_size"], truth,
                                       cfg["include_labeled"])
         mlflow.set_tag(f"data_version.{cfg['out_name']}", manifest["content_digest"])
-        mlflow.log_metrics({"mined": manifest["kept"], "left_unlabelled": manifest["rejected"]})
+        mlflow.log_metrics({"mined": manifest["mined"], "left_unlabelled": manifest["rejected"]})
         if (out_dir / "mining_audit.json").exists():
             audit = json.loads((out_dir / "mining_audit.json").read_text(encoding="utf-8"))
             for delta, per_class in audit.items():
@@ -288,7 +288,7 @@ COMMANDS = {
     "train-meta": (cmd_train_meta, "Face2Exp teacher-student meta-training with circuit feedback"),
     "mine-pseudo": (cmd_mine_pseudo, "omni-supervised mining: pseudo labels for pool faces near a class centroid"),
     "finetune": (cmd_finetune, "finetune the meta-trained student on the labelled data (fixed small rate)"),
-    "spatial-study": (cmd_spatial_study, "one seed of Face2Exp's Tables 4 and 6 (SL vs Meta at 1/5/10 %, ablation)"),
+    "spatial-study": (cmd_spatial_study, "one seed of Face2Exp's Tables 4 and 6 (SL vs Meta at 1/5/10 pct labels, ablation)"),
     "evaluate": (cmd_evaluate, "evaluate one trained model: metrics.json, confusion matrix, per-class plot"),
     "report": (cmd_report, "gather the results table (--section spatial: Face2Exp's tables)"),
     "summary": (cmd_summary, "print the results table and how to open MLflow"),

@@ -7,24 +7,27 @@ import yaml
 from conftest import REPO, run
 from fer_pipeline import params as params_mod
 from fer_pipeline.dvcgen import render_dvc_yaml
-from fer_pipeline.stages import instances
+from fer_pipeline.stages import GROUPS, instances
+
+ALL_TARGETS = [spec["target"] for spec in GROUPS.values()]
 
 
 def test_dvc_yaml_is_rendered_from_the_stage_list():
     params = params_mod.load(REPO / "params.yaml")
-    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(params), "run `fer dvc-yaml`"
+    for group, spec in GROUPS.items():
+        assert (REPO / spec["dvc_file"]).read_text() == render_dvc_yaml(params, group), "run `fer dvc-yaml`"
 
 
-def _snakemake_jobs(cwd):
-    """(rule, shell command) of every job Snakemake would run from scratch."""
-    out = run(["snakemake", "-n", "--forceall", "--printshellcmds"], cwd).stdout
+def _snakemake_jobs(cwd, target="all"):
+    """(rule, shell command) of every job Snakemake would run from scratch for `target`."""
+    out = run(["snakemake", "-n", "--forceall", "--printshellcmds", target], cwd).stdout
     return sorted(re.findall(r"^Shell command: (fer [^\n]+?)\s*$", out, re.M))
 
 
-def _dvc_commands(cwd):
-    """Every stage command of dvc.yaml, foreach items expanded by DVC itself."""
-    out = run(["dvc", "stage", "list", "--name-only"], cwd).stdout.split()
-    dvc_yaml = yaml.safe_load((cwd / "dvc.yaml").read_text())
+def _dvc_commands(cwd, dvc_file="dvc.yaml"):
+    """Every stage command of one dvc.yaml, foreach items expanded by DVC itself."""
+    out = [n.rpartition(":")[2] for n in run(["dvc", "stage", "list", "--name-only", dvc_file], cwd).stdout.split()]
+    dvc_yaml = yaml.safe_load((cwd / dvc_file).read_text())
     cmds = []
     for name in out:
         base, _, item = name.partition("@")
@@ -35,7 +38,7 @@ def _dvc_commands(cwd):
 
 
 def _edges_snakemake(cwd):
-    dot = run(["snakemake", "--rulegraph", "--forceall"], cwd).stdout
+    dot = run(["snakemake", "--rulegraph", "--forceall", *ALL_TARGETS], cwd).stdout
     labels = dict(re.findall(r'(\d+)\[label = "(\w+)"', dot))
     return {(labels[a], labels[b]) for a, b in re.findall(r"(\d+) -> (\d+)", dot)} - {
         (a, b) for a, b in [(x, "all") for x in labels.values()]}
@@ -44,8 +47,8 @@ def _edges_snakemake(cwd):
 def _edges_dvc(cwd):
     dot = run(["dvc", "dag", "--dot"], cwd).stdout
     edges = set()
-    for a, b in re.findall(r'"?([\w@]+)"?\s*->\s*"?([\w@]+)"?', dot):
-        edges.add((a.split("@")[0], b.split("@")[0]))
+    for a, b in re.findall(r'"?([\w@/.:]+)"?\s*->\s*"?([\w@/.:]+)"?', dot):
+        edges.add((a.rpartition(":")[2].split("@")[0], b.rpartition(":")[2].split("@")[0]))
     return edges
 
 
@@ -53,11 +56,25 @@ def test_snakemake_and_dvc_run_the_same_commands_and_edges():
     params = params_mod.load(REPO / "params.yaml")
     snake_cmds = _snakemake_jobs(REPO)
     dvc_cmds, dvc_names = _dvc_commands(REPO)
-    assert dvc_names == sorted(i.name for i in instances(params))
+    assert dvc_names == sorted(i.name for i in instances(params, "main"))
     # Snakemake fills the log path in; DVC's line carries the same path literally.
     assert snake_cmds == dvc_cmds
     assert _edges_snakemake(REPO) == _edges_dvc(REPO)
     assert ("train_supervised", "evaluate") in _edges_dvc(REPO)
+
+
+def test_the_spatial_study_is_its_own_target_in_both_tools():
+    """`snakemake report_spatial` runs the study's jobs (plus what they need from the main
+    DAG); they live in their own dvc.yaml, so a bare `dvc repro` / `make run` never starts them."""
+    params = params_mod.load(REPO / "params.yaml")
+    spatial_file = GROUPS["spatial"]["dvc_file"]
+    dvc_cmds, dvc_names = _dvc_commands(REPO, spatial_file)
+    assert dvc_names == sorted(i.name for i in instances(params, "spatial"))
+    assert len(dvc_names) == len(params["spatial"]["seeds"]) + 1
+    study = set(_snakemake_jobs(REPO, "report_spatial")) - set(_snakemake_jobs(REPO, "all"))
+    assert sorted(study) == dvc_cmds
+    assert not any("spatial" in cmd for cmd in _snakemake_jobs(REPO, "all"))
+    assert ("spatial_study", "report_spatial") in _edges_dvc(REPO)
 
 
 def test_snakemake_lint_is_clean():
@@ -66,7 +83,15 @@ def test_snakemake_lint_is_clean():
 
 
 def test_dvc_yaml_check_detects_drift(tmp_path):
-    drifted = tmp_path / "dvc.yaml"
-    drifted.write_text((REPO / "dvc.yaml").read_text().replace("fer evaluate", "fer evaluate --fast"))
-    proc = run(["fer", "dvc-yaml", "--check", "--output", str(drifted)], REPO, check=False)
-    assert proc.returncode != 0 and "out of date" in proc.stderr
+    for spec in GROUPS.values():
+        (tmp_path / spec["dvc_file"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / spec["dvc_file"]).write_text((REPO / spec["dvc_file"]).read_text())
+    check = ["fer", "dvc-yaml", "--check", "--params", str(REPO / "params.yaml")]
+    assert run(check, tmp_path).returncode == 0
+    for needle, spec in (("fer evaluate", GROUPS["main"]), ("fer spatial-study", GROUPS["spatial"])):
+        path = tmp_path / spec["dvc_file"]
+        good = path.read_text()
+        path.write_text(good.replace(needle, needle + " --fast"))
+        proc = run(check, tmp_path, check=False)
+        assert proc.returncode != 0 and "out of date" in proc.stderr and spec["dvc_file"] in proc.stderr
+        path.write_text(good)

@@ -9,8 +9,9 @@ rule spatial_study:
         "../../environment.yml"
     log:
         RULES.log("spatial_study"),
-    # Each job trains on every core: the seeds run one after the other, as under `dvc repro`.
-    threads: workflow.cores
+    # Each job trains on every core (Snakemake caps this at --cores): the seeds run one
+    # after the other, as under `dvc repro`.
+    threads: 256
     wildcard_constraints:
         seed=RULES.wildcard_pattern("spatial_study"),
     shell:
