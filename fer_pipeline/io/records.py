@@ -13,6 +13,11 @@ class RawRecord:
     label: str | None                # canonical expression name; None for unlabeled pools
     identity: str | None             # face identity when the dataset has one
     load: Callable[[], bytes]        # returns the encoded image bytes (may raise OSError)
+    # Five (x, y) points in source-image pixels (eyes, nose tip, mouth corners): when
+    # present, prepare aligns the face onto the template instead of only resizing.
+    landmarks5: tuple | None = None
+    video: str | None = None         # video id, for datasets of video frames
+    frame: int | None = None         # 1-based frame index inside `video`
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from fer_pipeline.io.readers import reader_for
 from fer_pipeline.io.records import RawRecord, Reject
-from fer_pipeline.prep.align import template_landmarks
+from fer_pipeline.prep.align import BadLandmarksError, align_face, template_landmarks
 from fer_pipeline.prep.shards import ShardWriter, replace_dir, write_rejects
 
 log = logging.getLogger(__name__)
@@ -31,22 +31,44 @@ class CropError(ValueError):
         self.reason = reason
 
 
-def crop_aligned(data: bytes, size: int, quality: int) -> tuple[bytes, np.ndarray]:
-    """Decode an already aligned face, resize it to `size` and re-encode it.
-
-    Datasets shipped aligned (RAF-DB aligned, MS1M) only need a resize; their five
-    landmarks are the template's. Detection and alignment of raw photos plug in here.
-    """
+def _decode(data: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise CropError("corrupt_image", "OpenCV could not decode the image bytes")
-    if image.shape[:2] != (size, size):
-        interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-        image = cv2.resize(image, (size, size), interpolation=interp)
+    return image
+
+
+def _encode(image: np.ndarray, quality: int) -> bytes:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise CropError("encode_failed", "OpenCV could not encode the crop")
-    return encoded.tobytes(), template_landmarks(size)
+    return encoded.tobytes()
+
+
+def crop_aligned(data: bytes, size: int, quality: int) -> tuple[bytes, np.ndarray]:
+    """Decode an already aligned face, resize it to `size` and re-encode it.
+
+    Datasets shipped aligned (RAF-DB aligned, MS1M, Aff-Wild2 cropped_aligned) only
+    need a resize; their five landmarks are the template's.
+    """
+    image = _decode(data)
+    if image.shape[:2] != (size, size):
+        interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+        image = cv2.resize(image, (size, size), interpolation=interp)
+    return _encode(image, quality), template_landmarks(size)
+
+
+def crop_with_landmarks(data: bytes, landmarks5, size: int, quality: int) -> tuple[bytes, np.ndarray]:
+    """Decode a full photo and warp its face onto the template by its 5 landmarks.
+
+    Returns the crop and the landmarks mapped into it, which stay close to, but are
+    not forced onto, the template."""
+    image = _decode(data)
+    try:
+        crop, mapped = align_face(image, landmarks5, size)
+    except BadLandmarksError as exc:
+        raise CropError("bad_landmarks", str(exc)) from None
+    return _encode(crop, quality), mapped
 
 
 def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: int, jpeg_quality: int,
@@ -114,7 +136,10 @@ def _row_or_reject(item: RawRecord, size: int, quality: int, rejects: list[dict]
         rejects.append(Reject(item.source, item.split, "unreadable_file", str(exc)).__dict__)
         return None
     try:
-        image, landmarks = crop_aligned(data, size, quality)
+        if item.landmarks5 is not None:
+            image, landmarks = crop_with_landmarks(data, item.landmarks5, size, quality)
+        else:
+            image, landmarks = crop_aligned(data, size, quality)
     except CropError as exc:
         rejects.append(Reject(item.source, item.split, exc.reason, str(exc)).__dict__)
         return None
@@ -125,4 +150,6 @@ def _row_or_reject(item: RawRecord, size: int, quality: int, rejects: list[dict]
         "split": item.split,
         "source": item.source,
         "landmarks5": landmarks.reshape(-1).tolist(),
+        "video": item.video,
+        "frame": item.frame,
     }

@@ -17,6 +17,8 @@ SHARD_SCHEMA = pa.schema(
         pa.field("split", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),          # path/key inside the dataset root
         pa.field("landmarks5", pa.list_(pa.float32(), 10)),       # x0,y0..x4,y4 in crop pixels
+        pa.field("video", pa.string()),                           # video id; null for still images
+        pa.field("frame", pa.int32()),                            # 1-based frame index in `video`
     ]
 )
 
