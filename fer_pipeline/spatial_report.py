@@ -116,7 +116,8 @@ def to_markdown(tables: dict, spatial: dict, synthetic: bool) -> str:
     lines += [f"Mean ± sd over {n} seeds ({', '.join(map(str, tables['seeds']))}); every run from scratch, "
               f"{spatial['arch']} at {spatial['input_size']} px, SL {spatial['sl_epochs']} epochs, meta {spatial['meta_steps']} steps "
               "then the student's finetuning on its own subset. Accuracies in %.", "",
-              "## Table 4 shape: SL with 100 % labels vs Meta-Face2Exp with balanced subsets", ""]
+              "## Table 4 shape: SL with 100 % labels vs Meta-Face2Exp with balanced subsets" if spatial["balanced"]
+              else "## Table 5 shape: SL with 100 % labels vs Meta-Face2Exp with unbalanced subsets", ""]
     cols = list(tables["table4"])
     lines += ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for metric, label in (("mean_class_accuracy", "Mean accuracy ↑"), ("std_class_accuracy", "Std accuracy ↓"),

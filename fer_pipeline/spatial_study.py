@@ -4,7 +4,8 @@ Every run of a seed starts from scratch (`spatial.arch` at `spatial.input_size`;
 labels outside its own subset, so no network is initialised from the 100 % model):
 
     sl_100      supervised on all labels, natural class imbalance (the paper's SL column)
-    meta_<p>    Face2Exp, L_s + L_u + L_c + L_f, balanced Smp subset of p % (Table 4)
+    meta_<p>    Face2Exp, L_s + L_u + L_c + L_f, Smp subset of p %: balanced (Table 4,
+                AffectNet) or, with spatial.balanced false, a plain random p % (Table 5, RAF-DB)
     at spatial.ablation_fraction (Table 6):
     abl_s       L_s only: the teacher of abl_su, whose teacher loss is L_s alone
     abl_su      + L_u: the student learns from the teacher's pseudo labels (w_c = w_f = 0)
@@ -120,7 +121,8 @@ class SeedStudy:
         cfg = dict(self.params["train"]["meta"])
         cfg.update({"seed": self.seed, "init": "scratch", "arch": self.spatial["arch"],
                     "input_size": self.spatial["input_size"],
-                    "steps": self.spatial["meta_steps"], "labeled_fraction": run.fraction, "balanced": True,
+                    "steps": self.spatial["meta_steps"], "labeled_fraction": run.fraction,
+                    "balanced": self.spatial["balanced"],
                     "weights": dict(run.weights)})
         return cfg
 

@@ -49,7 +49,8 @@ def _seed_results(seed):
 
 
 def test_tables_are_mean_and_sample_sd_over_seeds(tmp_path):
-    spatial = {"labeled_fractions": [0.05, 0.1], "ablation_fraction": 0.1, "arch": "small_cnn", "input_size": 32,
+    spatial = {"labeled_fractions": [0.05, 0.1], "ablation_fraction": 0.1, "balanced": True, "arch": "small_cnn",
+               "input_size": 32,
                "sl_epochs": 1, "meta_steps": 20}
     files = []
     seeds = [_seed_results(s) for s in (0, 1, 2)]
