@@ -138,7 +138,7 @@ def to_markdown(tables: dict, spatial: dict, synthetic: bool) -> str:
     for row in tables["audit"]:
         acc = fmt(row["pseudo_label_accuracy"]) if row["pseudo_label_accuracy"] else "—"
         f_mean, f_rate = row["feedback_mean"], row["feedback_positive_rate"]
-        f_text = f"{f_mean['mean']:.4f} ± {f_mean['sd']:.4f} | {fmt(f_rate)}" if f_mean else "— (no L_f) | —"
+        f_text = f"{f_mean['mean']:.2e} ± {f_mean['sd']:.2e} | {fmt(f_rate)}" if f_mean else "— (no L_f) | —"
         lines.append(f"| {row['run']} | {acc} | {f_text} |")
     hist = tables["pseudo_histogram"]
     lines += ["", f"Pseudo-label class shares vs the pool's true shares ({hist['run']}, %):", "",
