@@ -103,3 +103,26 @@ class World:
         image, landmarks = render_face(self.identity(population, sample.identity), aus, nuisance,
                                        size=self.render_size, rng=rng)
         return image, landmarks, nuisance.jpeg_quality
+# AffectNet's training priors (Manually_Annotated, 8 expressions).
+AFFECTNET_PRIOR = {
+    "happiness": 0.47,
+    "neutral": 0.26,
+    "sadness": 0.09,
+    "anger": 0.09,
+    "surprise": 0.05,
+    "fear": 0.02,
+    "disgust": 0.014,
+    "contempt": 0.013,
+}
+# Expressions of Aff-Wild2 episodes (between them the face rests at neutral);
+# "other" is drawn as a blend of two expressions.
+AFFWILD2_EPISODE_PRIOR = {
+    "happiness": 0.30,
+    "sadness": 0.15,
+    "anger": 0.12,
+    "surprise": 0.10,
+    "other": 0.15,
+    "fear": 0.06,
+    "disgust": 0.06,
+    "neutral": 0.06,
+}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from fer_pipeline.io.rafdb import ALIGNED_DIR, LABEL_LIST, aligned_name
@@ -99,3 +100,81 @@ def write_ms1m_recordio(world: World, out: Path, cfg: dict, audit_dir: Path, wor
     size = world.render_size
     (out / "property").write_text(f"{n_ids},{size},{size}\n", encoding="ascii")
     return {"images": n_images, "identities": n_ids}
+
+
+AFFECTNET_NON_EXPRESSION_RATE = 0.02  # rows coded None / Uncertain / No-Face, as in the real CSVs
+
+
+def write_affectnet_manual(world: World, out: Path, cfg: dict, label_noise: float, workers: int = 1) -> dict:
+    """AffectNet Manually_Annotated: full photos (face at a random place, scale and rotation),
+    face box and 68 landmarks in training.csv / validation.csv; the validation (test)
+    split is balanced, the training split follows AffectNet's priors."""
+    from fer_pipeline.io.affectnet import COLUMNS, IMAGES_DIR
+    from fer_pipeline.synth.photos import place_in_photo
+    from fer_pipeline.synth.world import AFFECTNET_PRIOR
+
+    n_ids = cfg["identities"]
+    n_train_ids = max(1, round(0.8 * n_ids))
+    balanced = {name: 1.0 for name in AFFECTNET_PRIOR}
+    splits = [("training.csv", "train", cfg["train_images"], range(0, n_train_ids), AFFECTNET_PRIOR),
+              ("validation.csv", "test", cfg["test_per_class"] * len(balanced), range(n_train_ids, n_ids), None)]
+    counts: dict[str, int] = {}
+    for csv_name, split, n, ids, prior in splits:
+        names = sorted(balanced)
+        samples = [world.sample(f"affectnet/{split}", i, ids, prior or {names[i % len(names)]: 1.0},
+                                label_noise=label_noise if prior else 0.0) for i in range(n)]
+        rows = []
+        for i, sample in enumerate(tqdm(samples, desc=f"FaceSynth affectnet/{split}", unit="img", mininterval=2.0)):
+            face, five, quality = world.render("people", f"affectnet/{split}", sample)
+            rng = np.random.default_rng([world.seed, 7, i, split == "test"])
+            photo, points, box = place_in_photo(face, five, rng)
+            rel = f"{i // 1000:03d}/{split}_{i:06d}.jpg"
+            (out / IMAGES_DIR / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / IMAGES_DIR / rel).write_bytes(encode_jpeg(photo, quality))
+            code = from_canonical("affectnet", sample.label)
+            if prior and rng.random() < AFFECTNET_NON_EXPRESSION_RATE:
+                code = int(rng.integers(8, 11))
+            rows.append([rel, *box, ";".join(f"{v:.2f}" for v in points.reshape(-1)), code,
+                         f"{rng.uniform(-1, 1):.3f}", f"{rng.uniform(-1, 1):.3f}"])
+            counts[f"{split}/{code}"] = counts.get(f"{split}/{code}", 0) + 1
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / csv_name, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows(rows)
+    return counts
+
+
+def write_affwild2_expr(world: World, out: Path, cfg: dict, workers: int = 1) -> dict:
+    """Aff-Wild2 EXPR: videos as frame folders whose expressions follow onset-apex-offset
+    episodes, annotations one label per frame; a few frames are invalid (-1) or
+    missing on disk (no face detected), and one video has two people (_left/_right)."""
+    from fer_pipeline.io.affwild2 import ANNOTATION_DIR, FRAMES_DIR, HEADER, frame_name
+    from fer_pipeline.synth.videos import episode_track, frame_label
+
+    counts: dict[str, int] = {}
+    videos = [(f"video{v}", "Train_Set") for v in range(cfg["train_videos"])]
+    videos += [(f"video{v}", "Validation_Set") for v in range(cfg["train_videos"], cfg["train_videos"] + cfg["test_videos"])]
+    # The first training video shows two people: two annotated tracks of one clip.
+    videos = [(f"{videos[0][0]}_left", "Train_Set"), (f"{videos[0][0]}_right", "Train_Set")] + videos[1:]
+    for person, (video, set_dir) in enumerate(tqdm(videos, desc="FaceSynth affwild2", unit="video")):
+        rng = np.random.default_rng([world.seed, 11, person])
+        track = episode_track(rng, cfg["frames_per_video"])
+        lines, frames_dir = [",".join(HEADER)], out / FRAMES_DIR / video
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        for frame, (expression, intensity, blend) in enumerate(track, 1):
+            sample = Sample(frame, person, expression, intensity, blend, frame_label(expression, intensity, blend))
+            code = from_canonical("affwild2", sample.label)
+            roll = rng.random()
+            if roll < cfg["invalid_rate"]:
+                code = -1
+            if roll > 1 - cfg["missing_rate"]:
+                counts["missing_on_disk"] = counts.get("missing_on_disk", 0) + 1
+            else:
+                face, _, quality = world.render("actors", f"affwild2/{video}", sample)
+                (frames_dir / frame_name(frame)).write_bytes(encode_jpeg(face, quality))
+            lines.append(str(code))
+            counts[f"{set_dir}/{code}"] = counts.get(f"{set_dir}/{code}", 0) + 1
+        (out / ANNOTATION_DIR / set_dir).mkdir(parents=True, exist_ok=True)
+        (out / ANNOTATION_DIR / set_dir / f"{video}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return counts
