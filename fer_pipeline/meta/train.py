@@ -59,7 +59,9 @@ def read_pool_truth(path: str | None, sources: list[str], class_set: ClassSet) -
     if not path:
         return None
     with open(path, newline="", encoding="utf-8") as fh:
-        truth = {f"train.rec#{row['key']}": row["expression"] for row in csv.DictReader(fh)}
+        # A `source` column names the shard row directly (WebFace); MS1M's truth is keyed by record.
+        truth = {row["source"] if "source" in row else f"train.rec#{row['key']}": row["expression"]
+                 for row in csv.DictReader(fh)}
     missing = [s for s in sources if s not in truth]
     if missing:
         raise ValueError(f"{path}: no true expression for {len(missing)} pool images, e.g. {missing[0]}")

@@ -178,3 +178,23 @@ def write_affwild2_expr(world: World, out: Path, cfg: dict, workers: int = 1) ->
         (out / ANNOTATION_DIR / set_dir).mkdir(parents=True, exist_ok=True)
         (out / ANNOTATION_DIR / set_dir / f"{video}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return counts
+
+
+def write_webface_folders(world: World, out: Path, cfg: dict, audit_dir: Path, workers: int = 1) -> dict:
+    """WebFace-style pool: `<identity>/<n>.jpg` aligned crops, unlabeled; the true
+    expressions go to `audit_dir/webface_truth.csv` (keyed by source), outside the dataset."""
+    n_ids, per_id = cfg["identities"], cfg["images_per_identity"]
+    samples = [world.sample("webface", i, range(i // per_id, i // per_id + 1), FR_POOL_PRIOR,
+                            blend_fraction=cfg["blend_fraction"]) for i in range(n_ids * per_id)]
+    audit_dir.mkdir(parents=True, exist_ok=True)
+    with open(audit_dir / "webface_truth.csv", "w", newline="", encoding="utf-8") as fh:
+        truth = csv.writer(fh)
+        truth.writerow(["source", "identity", "expression", "intensity"])
+        jpegs = render_jpegs(world, "webcrawl", "webface", samples, workers)
+        for i, (sample, jpeg) in enumerate(tqdm(zip(samples, jpegs), total=len(samples), desc="FaceSynth webface",
+                                                unit="img", mininterval=2.0)):
+            source = f"{i // per_id:07d}/{i % per_id}.jpg"
+            (out / source).parent.mkdir(parents=True, exist_ok=True)
+            (out / source).write_bytes(jpeg)
+            truth.writerow([source, i // per_id, sample.expression, f"{sample.intensity:.3f}"])
+    return {"images": len(samples), "identities": n_ids}
