@@ -126,10 +126,13 @@ GROUPS = {
 }
 
 
+SYNTH_DATASETS = ("rafdb", "ms1m", "affectnet", "affwild2", "webface")  # folders `fer generate` writes
+
+
 def uses_facesynth(params: dict) -> bool:
     """True when some dataset is read from FaceSynth's output (numbers are then demo numbers)."""
     gen_dir = params["generate"]["out_dir"]
-    synth_roots = {f"{gen_dir}/rafdb", f"{gen_dir}/ms1m"}
+    synth_roots = {f"{gen_dir}/{name}" for name in SYNTH_DATASETS}
     return any(ds["root"] in synth_roots for ds in params["datasets"].values())
 
 
@@ -153,9 +156,10 @@ def build_stages(params: dict) -> list[Stage]:
                 deps=(),
                 # The audit file is declared by name: a later stage reads it, and Snakemake
                 # cannot match a file inside a directory output.
-                outs=(f"{gen_dir}/rafdb", f"{gen_dir}/ms1m", f"{gen_dir}/audit/ms1m_truth.csv"),
+                outs=tuple(f"{gen_dir}/{name}" for name in SYNTH_DATASETS)
+                + (f"{gen_dir}/audit/ms1m_truth.csv", f"{gen_dir}/audit/webface_truth.csv"),
                 params=("generate",),
-                code=("fer_pipeline/synth", "fer_pipeline/io/recordio.py", "fer_pipeline/labels.py"),
+                code=("fer_pipeline/synth", "fer_pipeline/io", "fer_pipeline/labels.py"),
                 log="logs/generate.log",
                 stamp=f"{gen_dir}/audit/_stage.json",
             )

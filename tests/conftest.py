@@ -22,6 +22,10 @@ def tiny_params() -> dict:
     gen = params["generate"]
     gen["rafdb"] = {"identities": 12, "train_images": 84, "test_images": 42}
     gen["ms1m"] = {"identities": 3, "images_per_identity": 4, "blend_fraction": 0.25}
+    gen["affectnet"] = {"identities": 4, "train_images": 12, "test_per_class": 1}
+    gen["affwild2"] = {"train_videos": 1, "test_videos": 1, "frames_per_video": 8, "invalid_rate": 0.1,
+                       "missing_rate": 0.1}
+    gen["webface"] = {"identities": 2, "images_per_identity": 3, "blend_fraction": 0.0}
     sup = params["train"]["supervised"]
     sup.update({"input_size": 32, "epochs": 1, "batch_size": 16, "num_workers": 0, "threads": 1})
     params["train"]["meta"].update({"input_size": 32, "steps": 2, "batch_size": 8, "mu": 1, "num_workers": 0,

@@ -63,7 +63,11 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)
     assert jobs == ["evaluate@meta", "evaluate@supervised", "finetune", "generate", "mine_pseudo",
-                    "prepare@ms1m", "prepare@rafdb", "report", "train_meta", "train_supervised"]
+                    "prepare@affectnet", "prepare@affwild2", "prepare@ms1m", "prepare@rafdb", "prepare@webface",
+                    "report", "train_meta", "train_supervised"]
+    for name in ("affectnet", "affwild2", "webface"):  # FaceSynth writes all five formats; the readers take them
+        manifest = json.loads((proj / f"data/prepared/{name}/manifest.json").read_text())
+        assert manifest["kept"] > 0 and manifest["kept"] + manifest["rejected"] == manifest["inputs"]
     assert len({r.data.tags["pipeline_id"] for r in runs}) == 1, "one pipeline id per invocation"
     train = next(r for r in runs if r.data.tags["job"] == "train_supervised")
     digest = json.loads((proj / "data/prepared/rafdb/manifest.json").read_text())["content_digest"]

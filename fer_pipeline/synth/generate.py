@@ -9,7 +9,11 @@ from pathlib import Path
 
 from fer_pipeline.prep.shards import replace_dir
 from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_ms1m_recordio, write_rafdb_basic
+from fer_pipeline.synth.writers import (write_affectnet_manual, write_affwild2_expr, write_ms1m_recordio,
+                                        write_rafdb_basic, write_webface_folders)
+
+# Every folder FaceSynth writes under generate.out_dir (audit: the pools' true expressions).
+PARTS = ("rafdb", "ms1m", "affectnet", "affwild2", "webface", "audit")
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +27,12 @@ def generate(cfg: dict) -> dict:
     summary = {
         "rafdb": write_rafdb_basic(world, tmp / "rafdb", cfg["rafdb"], cfg["label_noise"], cfg["workers"]),
         "ms1m": write_ms1m_recordio(world, tmp / "ms1m", cfg["ms1m"], tmp / "audit", cfg["workers"]),
+        "affectnet": write_affectnet_manual(world, tmp / "affectnet", cfg["affectnet"], cfg["label_noise"]),
+        "affwild2": write_affwild2_expr(world, tmp / "affwild2", cfg["affwild2"]),
+        "webface": write_webface_folders(world, tmp / "webface", cfg["webface"], tmp / "audit", cfg["workers"]),
     }
     out.mkdir(parents=True, exist_ok=True)
-    for part in ("rafdb", "ms1m", "audit"):
+    for part in PARTS:
         replace_dir(tmp / part, out / part)
     shutil.rmtree(tmp)
     log.info("FaceSynth written to %s: %s", out, summary)
