@@ -1,5 +1,6 @@
 """FaceSynth's AffectNet photos and Aff-Wild2 videos, read back by the real readers."""
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -92,3 +93,34 @@ def test_webface_folders_round_trip_with_truth_and_bad_entries(tmp_path):
     truth = read_pool_truth(str(tmp_path / "audit/webface_truth.csv"), [r["source"] for r in rows],
                             ClassSet.named("basic8_contempt"))
     assert len(truth) == 12 and (truth >= 0).all()
+
+
+def test_rafdb_original_photos_align_with_their_manual_landmarks(tmp_path):
+    from fer_pipeline.io.rafdb import LABEL_LIST, MANUAL_DIR, ORIGINAL_DIR
+    from fer_pipeline.synth.photos import place_in_photo
+
+    world, root = _world(), tmp_path / "raw"
+    (root / ORIGINAL_DIR).mkdir(parents=True)
+    (root / MANUAL_DIR).mkdir(parents=True)
+    lines = []
+    for i in range(1, 7):
+        sample = world.sample("rafdb_original", i, range(3), {"happiness": 1.0})
+        face, five, _ = world.render("people", "rafdb_original", sample)
+        photo, points, _ = place_in_photo(face, five, np.random.default_rng(i))
+        name = f"train_{i:05d}.jpg"
+        cv2.imwrite(str(root / ORIGINAL_DIR / name), photo)
+        lines.append(f"{name} 4")
+        five_in_photo = five_from_68([tuple(p) for p in points])
+        text = "\n".join(f"{x:.2f} {y:.2f}" for x, y in five_in_photo) + "\n0\n1\n2\n"
+        if i == 5:
+            text = "12.0 13.0\nnot a point\n"
+        if i != 6:  # image 6 has no annotation file
+            (root / MANUAL_DIR / f"train_{i:05d}_manu_attri.txt").write_text(text)
+    (root / LABEL_LIST).parent.mkdir(parents=True)
+    (root / LABEL_LIST).write_text("\n".join(lines) + "\n")
+    manifest = prepare_dataset("rafdb", "rafdb_original", str(root), tmp_path / "prep", 64, 90, 16, 1000)
+    assert manifest["kept"] == 4 and manifest["rejected_per_reason"] == {"bad_landmarks": 1, "missing_landmarks": 1}
+    landmarks = np.array(pq.read_table(tmp_path / "prep" / manifest["shards"][0]).column("landmarks5")
+                         .to_pylist()).reshape(-1, 5, 2)
+    eyes = landmarks[:, 1] - landmarks[:, 0]
+    assert np.degrees(np.abs(np.arctan2(eyes[:, 1], eyes[:, 0]))).max() < 3.0

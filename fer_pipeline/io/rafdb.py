@@ -1,4 +1,7 @@
-"""RAF-DB basic: `EmoLabel/list_patition_label.txt` + `Image/aligned/<stem>_aligned.jpg`."""
+"""RAF-DB basic: `EmoLabel/list_patition_label.txt` + `Image/aligned/<stem>_aligned.jpg`
+(format `rafdb_basic`), or the original photos `Image/original/<name>` with their
+manual landmarks `Annotation/manual/<stem>_manu_attri.txt` (format `rafdb_original`,
+aligned by prepare)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from fer_pipeline.labels import UnknownLabelError, to_canonical
 
 LABEL_LIST = "EmoLabel/list_patition_label.txt"  # sic: the dataset's own spelling
 ALIGNED_DIR = "Image/aligned"
+ORIGINAL_DIR = "Image/original"
+MANUAL_DIR = "Annotation/manual"  # <stem>_manu_attri.txt: 5 lines "x y", then gender, race, age
 
 
 def aligned_name(image_name: str) -> str:
@@ -24,7 +29,35 @@ def _reader(path: Path):
     return lambda: path.read_bytes()
 
 
-def read_rafdb_basic(root: str | Path) -> Iterator[RawRecord | Reject]:
+def read_manual_landmarks(path: Path) -> tuple[tuple[float, float], ...]:
+    """The 5 points of a `_manu_attri.txt` file (eyes, nose tip, mouth corners)."""
+    lines = path.read_text(encoding="utf-8").split("\n")[:5]
+    points = tuple(tuple(float(v) for v in line.split()) for line in lines)
+    if len(points) != 5 or any(len(p) != 2 for p in points):
+        raise ValueError(f"expected 5 lines of 'x y', got {lines}")
+    return points
+
+
+def read_rafdb_original(root: str | Path) -> Iterator[RawRecord | Reject]:
+    """The original photos: each record carries its 5 manual landmarks for alignment."""
+    root = Path(root)
+    for item in read_rafdb_basic(root, original=True):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        stem = Path(item.source).stem
+        try:
+            landmarks = read_manual_landmarks(safe_join(root, f"{MANUAL_DIR}/{stem}_manu_attri.txt"))
+        except FileNotFoundError:
+            yield Reject(item.source, item.split, "missing_landmarks", f"{MANUAL_DIR}/{stem}_manu_attri.txt not found")
+            continue
+        except (ValueError, PathOutsideRootError) as exc:
+            yield Reject(item.source, item.split, "bad_landmarks", str(exc))
+            continue
+        yield RawRecord(item.source, item.split, item.label, None, item.load, landmarks5=landmarks)
+
+
+def read_rafdb_basic(root: str | Path, original: bool = False) -> Iterator[RawRecord | Reject]:
     root = Path(root)
     list_path = root / LABEL_LIST
     if not list_path.is_file():
@@ -48,7 +81,7 @@ def read_rafdb_basic(root: str | Path) -> Iterator[RawRecord | Reject]:
             except (ValueError, UnknownLabelError) as exc:
                 yield Reject(where, split, "unknown_label", str(exc) if isinstance(exc, UnknownLabelError) else f"label {code!r} is not an integer")
                 continue
-            relative = f"{ALIGNED_DIR}/{aligned_name(name)}"
+            relative = f"{ORIGINAL_DIR}/{name}" if original else f"{ALIGNED_DIR}/{aligned_name(name)}"
             try:
                 path = safe_join(root, relative)
             except PathOutsideRootError as exc:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fer_pipeline.io.affectnet import read_affectnet_manual
 from fer_pipeline.io.affwild2 import read_affwild2_expr
 from fer_pipeline.io.ms1m import read_ms1m_recordio
-from fer_pipeline.io.rafdb import read_rafdb_basic
+from fer_pipeline.io.rafdb import read_rafdb_basic, read_rafdb_original
 from fer_pipeline.io.webface import read_webface_folders
 
 READERS = {
     "rafdb_basic": read_rafdb_basic,
+    "rafdb_original": read_rafdb_original,
     "ms1m_recordio": read_ms1m_recordio,
     "affectnet_manual": read_affectnet_manual,
     "affwild2_expr": read_affwild2_expr,
