@@ -92,9 +92,12 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
 
 
 def test_dvc_repro_then_both_tools_agree(tmp_path):
-    proj = make_project_copy(tmp_path, tiny_params())
+    proj = make_project_copy(tmp_path / "clone", tiny_params())
     run(["dvc", "repro"], proj)
     assert dvc_outdated(proj) == set()
+    # The default remote is a folder beside the clone: push works out of the box.
+    run(["dvc", "push"], proj)
+    assert any((tmp_path / "fer-pipeline-dvc-remote").rglob("*")), "dvc push wrote to the default remote"
     assert snakemake_plan(proj) == set(), "Snakemake accepts what dvc repro made"
     assert len({r.data.tags["pipeline_id"] for r in mlflow_runs(proj)}) == 1
 
