@@ -163,7 +163,7 @@ def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir:
         (tmp / "mining_audit.json").write_text(json.dumps(audit, indent=2) + "\n", encoding="utf-8")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     replace_dir(tmp, out_dir)
-    log.info("mined %d of %d pool faces at delta %.3f: %s", manifest["kept"], len(rows), delta, dict(counts))
+    log.info("mined %d of %d pool faces at delta %.3f: %s", manifest["mined"], len(rows), delta, dict(counts))
     return manifest
 
 
