@@ -129,20 +129,15 @@ def cmd_finetune(params: dict, args) -> None:
 
 def cmd_mine_pseudo(params: dict, args) -> None:
     from fer_pipeline.labels import ClassSet
-    from fer_pipeline.meta.train import read_pool_truth
-    from fer_pipeline.mining import mine_pseudo_labels
+    from fer_pipeline.mining import mine_pseudo_labels, pool_truth
     from fer_pipeline.tracking import stage_run
-    from fer_pipeline.train.data import read_split
 
     cfg, sup, prep = params["mine"], params["train"]["supervised"], params["prepare"]
     inst = get_instance(params, "mine_pseudo")
     labeled_dir, pool_dir = f"{prep['out_dir']}/{sup['dataset']}", f"{prep['out_dir']}/{cfg['pool']}"
     out_dir = Path(prep["out_dir"]) / cfg["out_name"]
     versions = {sup["dataset"]: _manifest_digest(labeled_dir), cfg["pool"]: _manifest_digest(pool_dir)}
-    truth = None
-    if cfg["truth"]:
-        sources = read_split(pool_dir, "unlabeled", columns=("split", "source")).column("source").to_pylist()
-        truth = read_pool_truth(cfg["truth"], sources, ClassSet.named(sup["class_set"])).numpy()
+    truth = pool_truth(cfg["truth"], pool_dir, ClassSet.named(sup["class_set"]))
     with stage_run(params, inst, versions) as mlflow:
         manifest = mine_pseudo_labels(sup["out_dir"], labeled_dir, pool_dir, out_dir, cfg["delta"],
                                       cfg["audit_deltas"], cfg["batch_size"], prep["row_group_size"], truth,

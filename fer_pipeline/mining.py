@@ -167,6 +167,16 @@ def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir:
     return manifest
 
 
+def pool_truth(truth_csv: str | None, pool_dir: str | Path, class_set: ClassSet) -> np.ndarray | None:
+    """The pool's true class ids in shard order (FaceSynth's audit file), or None for real pools."""
+    from fer_pipeline.meta.train import read_pool_truth
+
+    if not truth_csv:
+        return None
+    sources = read_split(pool_dir, "unlabeled", columns=("split", "source")).column("source").to_pylist()
+    return read_pool_truth(truth_csv, sources, class_set).numpy()
+
+
 def _labeled_rows(labeled_dir: Path) -> list[dict]:
     """Every labelled row (train and test), its source prefixed by the dataset's folder name."""
     columns = [f.name for f in SHARD_SCHEMA]

@@ -4,7 +4,6 @@ and the mining audit, as mean ± sd over the study's seeds (Markdown, JSON, plot
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer_pipeline.atomic import write_json, write_text  # noqa: E402
 from fer_pipeline.report import DEMO_NOTE  # noqa: E402
 from fer_pipeline.spatial_study import ablation_rows, percent  # noqa: E402
 
@@ -221,9 +221,6 @@ def write_spatial_report(results_files: list[Path], spatial: dict, out_dir: str 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot_tables(tables, seeds, out)
-    for name, text in (("tables.json", json.dumps(tables, indent=2) + "\n"),
-                       ("tables.md", to_markdown(tables, spatial, synthetic))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
+    write_json(out / "tables.json", tables)
+    write_text(out / "tables.md", to_markdown(tables, spatial, synthetic))
     return tables

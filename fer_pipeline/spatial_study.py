@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer_pipeline.atomic import write_json
 from fer_pipeline.eval.evaluate import evaluate
-from fer_pipeline.meta.train import read_pool_truth, train_meta
+from fer_pipeline.meta.train import train_meta
 from fer_pipeline.train.finetune import finetune_config
 from fer_pipeline.train.supervised import train_supervised
 
@@ -87,12 +87,6 @@ class PrefixedTracker:
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         if self.mlflow is not None:
             self.mlflow.log_metrics({f"{self.prefix}.{k}": v for k, v in metrics.items()}, step=step)
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -164,21 +158,18 @@ class SeedStudy:
                "seconds": round(time.time() - t0, 1)}
         for weights_file in run_dir.rglob("*.pt"):
             weights_file.unlink()  # ~45 MB each; the study keeps numbers, not models
-        _write_json(done, out)
+        write_json(done, out)
         return out
 
     def mine(self, sl_run_dir: Path) -> dict | None:
         """Seed 001's mining audit with this seed's SL model (needs the pool's true expressions)."""
         from fer_pipeline.labels import ClassSet
-        from fer_pipeline.mining import mine_pseudo_labels
-        from fer_pipeline.train.data import read_split
+        from fer_pipeline.mining import mine_pseudo_labels, pool_truth
 
         cfg = self.params["mine"]
-        if not cfg["truth"]:
+        truth = pool_truth(cfg["truth"], self.pool_dir, ClassSet.named(self.params["train"]["meta"]["class_set"]))
+        if truth is None:
             return None
-        sources = read_split(self.pool_dir, "unlabeled", columns=("split", "source")).column("source").to_pylist()
-        class_set = ClassSet.named(self.params["train"]["meta"]["class_set"])
-        truth = read_pool_truth(cfg["truth"], sources, class_set).numpy()
         mined_dir = self.work_dir / "mined"
         mine_pseudo_labels(sl_run_dir, self.labeled_dir, self.pool_dir, mined_dir, cfg["delta"],
                            cfg["audit_deltas"], cfg["batch_size"], self.params["prepare"]["row_group_size"], truth)
@@ -205,5 +196,5 @@ def run_seed(params: dict, seed: int, labeled_dir: str, pool_dir: str, out_dir: 
                 mlflow.log_metrics({f"{name}.{k}": v for k, v in metrics.items() if isinstance(v, float)})
             shutil.copytree(study.work_dir / run.name / "eval" / name, out / name, dirs_exist_ok=True)
     summary = {"seed": seed, "results": results, "histories": histories, "seconds": seconds, "mining": mining}
-    _write_json(out / "results.json", summary)
+    write_json(out / "results.json", summary)
     return summary

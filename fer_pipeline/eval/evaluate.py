@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from fer_pipeline.atomic import write_json
 from fer_pipeline.eval.metrics import classification_metrics
 from fer_pipeline.eval.plots import plot_confusion, plot_per_class
 from fer_pipeline.labels import ClassSet
@@ -43,7 +43,7 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     with open(out / "predictions.csv.tmp", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["source", "actual", "predicted"])
@@ -58,9 +58,3 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path
     log.info("%s: overall %.3f, mean %.3f, std %.3f, macro-F1 %.3f", label, metrics["overall_accuracy"],
              metrics["mean_class_accuracy"], metrics["std_class_accuracy"], metrics["macro_f1"])
     return metrics
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

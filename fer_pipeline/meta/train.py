@@ -21,7 +21,6 @@ import csv
 import json
 import logging
 import math
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from fer_pipeline.atomic import write_json
 from fer_pipeline.labels import ClassSet
 from fer_pipeline.meta.augment import WeakStrongViews, cover_grid
 from fer_pipeline.meta.data import PoolViews, StepBatchSampler
@@ -241,9 +241,7 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     save_bundle(distributed.unwrap(student) if ema is None else ema.module, cfg["arch"], class_set,
                 cfg["input_size"], out_dir / "model.pt")
     save_bundle(distributed.unwrap(teacher), cfg["arch"], class_set, cfg["input_size"], out_dir / "teacher.pt")
-    tmp = out_dir / "history.json.tmp"
-    tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "history.json")
+    write_json(out_dir / "history.json", history)
     ckpt_path.unlink(missing_ok=True)
     log.info("meta-training done: %d steps in %.1f s; last record %s", cfg["steps"] - start, time.time() - t0,
              history[-1] if history else None)

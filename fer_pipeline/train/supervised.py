@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from fer_pipeline.atomic import write_json
 from fer_pipeline.labels import ClassSet
 from fer_pipeline.meta.smp import read_index
 from fer_pipeline.models.factory import build_model
@@ -141,9 +141,7 @@ def _export(model: torch.nn.Module, cfg: dict, class_set: ClassSet, history: lis
             ckpt_path: Path) -> dict:
     """Write the inference bundle (weights + what evaluation needs to rebuild the model)."""
     save_bundle(model, cfg["arch"], class_set, cfg["input_size"], out_dir / "model.pt")
-    tmp = out_dir / "history.json.tmp"
-    tmp.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "history.json")
+    write_json(out_dir / "history.json", history)
     ckpt_path.unlink(missing_ok=True)  # finished: nothing left to resume
     return {"epochs": len(history), "final": history[-1] if history else None}
 
