@@ -23,6 +23,7 @@ include: "workflow/rules/synth.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/temporal.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/spatial.smk"
 

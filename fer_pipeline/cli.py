@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fer_pipeline import params as params_mod
-from fer_pipeline.provenance import write_stamp
+from fer_pipeline.provenance import source_fingerprints, write_stamp
 from fer_pipeline.stages import get_instance, uses_facesynth
 
 log = logging.getLogger("fer")
@@ -61,13 +61,15 @@ def cmd_prepare(params: dict, args) -> None:
     inst = get_instance(params, "prepare", args.dataset)
     ds, prep = params["datasets"][args.dataset], params["prepare"]
     out_dir = Path(prep["out_dir"]) / args.dataset
+    # Taken before reading: a file changed while prepare runs makes the job outdated.
+    fingerprints = source_fingerprints(inst)
     with stage_run(params, inst) as mlflow:
         manifest = prepare_dataset(args.dataset, ds["format"], ds["root"], out_dir, prep["image_size"],
                                    prep["jpeg_quality"], prep["row_group_size"], prep["rows_per_shard"])
         mlflow.set_tag(f"data_version.{args.dataset}", manifest["content_digest"])
         mlflow.log_metrics({"inputs": manifest["inputs"], "kept": manifest["kept"], "rejected": manifest["rejected"]})
         mlflow.log_artifact(str(out_dir / "manifest.json"))
-    write_stamp(params, inst, {"content_digest": manifest["content_digest"]})
+    write_stamp(params, inst, {"content_digest": manifest["content_digest"], "source_fingerprints": fingerprints})
 
 
 def _supervised_stage(params: dict, stage: str, cfg: dict, subset_index: str | None = None) -> None:
@@ -179,6 +181,89 @@ def cmd_evaluate(params: dict, args) -> None:
     write_stamp(params, inst, {"data_versions": versions})
 
 
+def cmd_extract_features(params: dict, args) -> None:
+    from fer_pipeline.labels import ClassSet
+    from fer_pipeline.provenance import expected_key
+    from fer_pipeline.stages import evaluated_models
+    from fer_pipeline.tracking import stage_run
+    from fer_pipeline.temporal.features import extract_features
+
+    cfg = params["temporal"]["features"]
+    inst = get_instance(params, "extract_features")
+    dataset_dir = f"{params['prepare']['out_dir']}/{cfg['dataset']}"
+    versions = {cfg["dataset"]: _manifest_digest(dataset_dir)}
+    student_dir = evaluated_models(params)[cfg["student"]]["model_dir"]
+    work_dir = Path(".fer/work/extract_features") / expected_key(params, inst)
+    with stage_run(params, inst, versions) as mlflow:
+        manifest = extract_features(student_dir, dataset_dir, inst.outs[0], work_dir, ClassSet.named(cfg["class_set"]),
+                                    cfg["batch_size"], cfg["device"], cfg["amp"])
+        mlflow.log_metrics({"frames": manifest["rows"], "dim": manifest["dim"]})
+        mlflow.log_artifact(str(Path(inst.outs[0]) / "manifest.json"))
+    write_stamp(params, inst, {"data_versions": versions, "content_digest": manifest["content_digest"]})
+
+
+def _features_manifest(params: dict) -> dict:
+    feat = params["temporal"]["features"]
+    path = Path(feat["out_dir"]) / feat["dataset"] / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `fer extract-features` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cmd_train_temporal(params: dict, args) -> None:
+    from fer_pipeline.provenance import expected_key
+    from fer_pipeline.tracking import stage_run
+    from fer_pipeline.temporal.train import train_temporal
+
+    cfg, feat = params["temporal"]["train"], params["temporal"]["features"]
+    inst = get_instance(params, "train_temporal")
+    manifest = _features_manifest(params)
+    meta = {**manifest, "image_size": params["prepare"]["image_size"]}
+    versions = {f"features.{feat['dataset']}": manifest["content_digest"]}
+    work_dir = Path(".fer/work/train_temporal") / expected_key(params, inst)
+    with stage_run(params, inst, versions) as mlflow:
+        summary = train_temporal(cfg, f"{feat['out_dir']}/{feat['dataset']}", cfg["out_dir"], work_dir, meta,
+                                 tracker=mlflow)
+        mlflow.log_artifact(str(Path(cfg["out_dir"]) / "summary.json"))
+    write_stamp(params, inst, {"data_versions": versions, "result": summary})
+
+
+def cmd_evaluate_temporal(params: dict, args) -> None:
+    from fer_pipeline.tracking import stage_run
+    from fer_pipeline.temporal.evaluate import evaluate_temporal
+
+    temporal = params["temporal"]
+    feat, cfg = temporal["features"], temporal["evaluate"]
+    inst = get_instance(params, "evaluate_temporal")
+    versions = {f"features.{feat['dataset']}": _features_manifest(params)["content_digest"]}
+    with stage_run(params, inst, versions) as mlflow:
+        table = evaluate_temporal(temporal["train"]["out_dir"], f"{feat['out_dir']}/{feat['dataset']}", cfg["out_dir"],
+                                  temporal["train"]["seeds"], cfg, uses_facesynth(params))
+        for row in table["rows"]:
+            key = row["row"].replace("+ ", "plus_").replace(" ", "_").replace("(", "").replace(")", "")
+            mlflow.log_metrics({f"{key}.macro_f1": row["macro_f1"]["mean"], f"{key}.accuracy": row["accuracy"]["mean"]})
+        for path in sorted(Path(cfg["out_dir"]).glob("*")):
+            if path.suffix in (".md", ".json", ".png", ".csv"):
+                mlflow.log_artifact(str(path))
+    write_stamp(params, inst, {"data_versions": versions})
+
+
+def cmd_predict_video(params: dict, args) -> None:
+    from fer_pipeline.temporal.predict import predict_video
+
+    temporal = params["temporal"]
+    seed = args.seed if args.seed is not None else temporal["train"]["seeds"][0]
+    encoder = Path(temporal["train"]["out_dir"]) / f"seed{seed}" / f"{args.variant}.pt"
+    detector = None
+    if Path(args.input).is_file():
+        from fer_pipeline.prep.detect import make_detector
+
+        detector = make_detector(args.insightface_root)
+    result = predict_video(encoder, args.input, args.out, params["prepare"]["image_size"],
+                           temporal["evaluate"]["postprocess"], temporal["evaluate"]["stride"], detector=detector)
+    log.info("wrote %s: %d frames, %d with a face", result["csv"], result["frames"], result["with_face"])
+
+
 def cmd_spatial_study(params: dict, args) -> None:
     from fer_pipeline.provenance import expected_key
     from fer_pipeline.spatial_study import run_seed
@@ -208,8 +293,9 @@ def cmd_report(params: dict, args) -> None:
     inst = get_instance(params, "report")
     metrics_files = {name: Path(params["evaluate"]["out_dir"]) / name / "metrics.json"
                      for name in evaluated_models(params)}
+    temporal_metrics = Path(params["temporal"]["evaluate"]["out_dir"]) / "metrics.json"
     with stage_run(params, inst) as mlflow:
-        write_report(metrics_files, params["report"]["out_dir"], uses_facesynth(params))
+        write_report(metrics_files, params["report"]["out_dir"], uses_facesynth(params), temporal_metrics)
         mlflow.log_artifact(str(Path(params["report"]["out_dir"]) / "summary.md"))
     write_stamp(params, inst)
 
@@ -239,7 +325,7 @@ def cmd_summary(params: dict, args) -> None:
     if not path.exists():
         raise SystemExit(f"{path} not found: run the pipeline first (make run)")
     print(path.read_text(encoding="utf-8"))
-    print(f"Plots: {params['evaluate']['out_dir']}/<model>/*.png")
+    print(f"Plots: {params['evaluate']['out_dir']}/<model>/*.png, {params['temporal']['evaluate']['out_dir']}/*.png")
     print(f"Browse runs: make ui   (= mlflow ui --backend-store-uri {tracking_uri(params)}, "
           "then open http://127.0.0.1:5000)")
 
@@ -285,6 +371,11 @@ COMMANDS = {
     "finetune": (cmd_finetune, "finetune the meta-trained student on the labelled data (fixed small rate)"),
     "spatial-study": (cmd_spatial_study, "one seed of Face2Exp's Tables 4 and 6 (SL vs Meta at 1/5/10 pct labels, ablation)"),
     "evaluate": (cmd_evaluate, "evaluate one trained model: metrics.json, confusion matrix, per-class plot"),
+    "extract-features": (cmd_extract_features, "the frozen student embeds every frame of the video dataset"),
+    "train-temporal": (cmd_train_temporal, "per seed, the temporal encoder and its frame-level twin on frame features"),
+    "evaluate-temporal": (cmd_evaluate_temporal, "whole-video evaluation: frame-level, + temporal encoder, "
+                                                 "+ post-processing (macro-F1)"),
+    "predict-video": (cmd_predict_video, "per-frame expression CSV for a folder of aligned frames or a video file"),
     "report": (cmd_report, "gather the results table (--section spatial: Face2Exp's tables)"),
     "summary": (cmd_summary, "print the results table and how to open MLflow"),
     "status": (cmd_status, "which jobs are outdated w.r.t. params.yaml (the stamps both tools share)"),
@@ -308,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--check", action="store_true", help="fail if a file differs instead of writing it")
         if name == "spatial-study":
             p.add_argument("--seed", type=int, required=True, help="one of params.yaml `spatial.seeds`")
+        if name == "predict-video":
+            p.add_argument("--input", required=True, help="a folder of aligned face frames, or a video file")
+            p.add_argument("--out", required=True, help="the CSV to write")
+            p.add_argument("--seed", type=int, help="which trained seed (default: the first of temporal.train.seeds)")
+            p.add_argument("--variant", choices=("temporal", "frame"), default="temporal")
+            p.add_argument("--insightface-root", help="insightface model pack root for SCRFD detection in video "
+                                                      "files (default: OpenCV's Haar cascade)")
         if name == "report":
             p.add_argument("--section", choices=("main", "spatial"), default="main",
                            help="main: the DAG's results table; spatial: Face2Exp's Tables 4 and 6")

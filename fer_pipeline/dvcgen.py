@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from fer_pipeline.provenance import is_current
-from fer_pipeline.stages import GROUPS, Stage, StageInstance, build_stages, instances, upstream_params
+from fer_pipeline.stages import (GROUPS, Stage, StageInstance, build_stages, instances, upstream_params,
+                                 upstream_sources)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     body: dict = {"cmd": t(stage.cmd)}
     if _wdir(stage.group):
         body["wdir"] = _wdir(stage.group)
-    deps = [t(d) for d in stage.deps] + list(stage.code)
+    own_deps = [t(d) for d in stage.deps]
+    # A scattered stage's jobs share one dep list in DVC: the union over its items.
+    sources = {p for inst in stage.instances() for p in upstream_sources(params, inst)}
+    deps = own_deps + sorted(p for p in sources if p not in own_deps) + list(stage.code)
     if deps:
         body["deps"] = deps
     own = [t(p) for p in stage.params]

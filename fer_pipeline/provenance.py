@@ -30,6 +30,7 @@ import uuid
 from functools import lru_cache
 from pathlib import Path
 
+from fer_pipeline.fingerprint import tree_fingerprint
 from fer_pipeline.params import digest
 from fer_pipeline.stages import StageInstance, instances, param_values, upstream
 
@@ -57,10 +58,21 @@ def read_stamp(path: str | Path) -> dict | None:
         return None
 
 
-def is_current(params: dict, inst: StageInstance) -> bool:
-    """True when the job's outputs exist and were made with today's parameters."""
-    stamp = read_stamp(inst.stamp)
+def source_fingerprints(inst: StageInstance) -> dict[str, str]:
+    """Content fingerprints of the job's source folders (a raw dataset root)."""
+    return {path: tree_fingerprint(path) for path in inst.fingerprinted}
+
+
+def _stamp_matches(params: dict, inst: StageInstance, stamp: dict | None) -> bool:
     if stamp is None or stamp.get("key") != expected_key(params, inst):
+        return False
+    return stamp.get("source_fingerprints", {}) == source_fingerprints(inst)
+
+
+def is_current(params: dict, inst: StageInstance) -> bool:
+    """True when the job's outputs exist and were made with today's parameters (and
+    today's contents of its source folders)."""
+    if not _stamp_matches(params, inst, read_stamp(inst.stamp)):
         return False
     return all(Path(p).exists() for p in inst.all_outputs)
 
@@ -85,14 +97,18 @@ def write_stamp(params: dict, inst: StageInstance, record: dict | None = None) -
 
 
 def sync_key_file(params: dict, inst: StageInstance, keys_dir: Path = KEYS_DIR) -> str:
-    """Write the job's key file for Snakemake and date it (see module docstring)."""
+    """Write the job's key file for Snakemake and date it (see module docstring).
+
+    The file holds the key and the source fingerprints: Snakemake skips an input whose
+    mtime is newer but whose checksum it has seen before, so what changed must change
+    the file's bytes, not only its date."""
     keys_dir.mkdir(parents=True, exist_ok=True)
     path = keys_dir / f"{inst.name}.key"
-    key = expected_key(params, inst)
-    if not path.exists() or path.read_text(encoding="utf-8").strip() != key:
-        path.write_text(key + "\n", encoding="utf-8")
-    stamp = read_stamp(inst.stamp)
-    if stamp is not None and stamp.get("key") == key:
+    content = "\n".join([expected_key(params, inst)] + [f"{src} {fp}" for src, fp in
+                                                        sorted(source_fingerprints(inst).items())]) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != content:
+        path.write_text(content, encoding="utf-8")
+    if _stamp_matches(params, inst, read_stamp(inst.stamp)):
         os.utime(path, (0, 0))  # satisfied: older than any output
     else:
         now = time.time()

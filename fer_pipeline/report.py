@@ -10,7 +10,7 @@ DEMO_NOTE = ("Numbers computed on FaceSynth, the procedural demo data embedded i
              "not on the real datasets: they show that the pipeline works, not how the papers' methods compare.")
 
 
-def build_summary(metrics_files: dict[str, Path], synthetic: bool) -> dict:
+def build_summary(metrics_files: dict[str, Path], synthetic: bool, temporal_metrics: Path | None = None) -> dict:
     rows = []
     for model, path in metrics_files.items():
         m = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -24,7 +24,10 @@ def build_summary(metrics_files: dict[str, Path], synthetic: bool) -> dict:
             "macro_f1": m["macro_f1"],
             "per_class_accuracy": m["per_class_accuracy"],
         })
-    return {"data": "FaceSynth (synthetic demo)" if synthetic else "user datasets", "rows": rows}
+    summary = {"data": "FaceSynth (synthetic demo)" if synthetic else "user datasets", "rows": rows}
+    if temporal_metrics is not None:
+        summary["temporal"] = json.loads(Path(temporal_metrics).read_text(encoding="utf-8"))["table"]
+    return summary
 
 
 def to_markdown(summary: dict) -> str:
@@ -43,13 +46,18 @@ def to_markdown(summary: dict) -> str:
                   "| " + " | ".join(classes) + " |", "|" + "---:|" * len(classes),
                   "| " + " | ".join("—" if r["per_class_accuracy"][c] is None
                                     else f"{100 * r['per_class_accuracy'][c]:.1f}" for c in classes) + " |"]
+    if "temporal" in summary:
+        from fer_pipeline.temporal.report import to_markdown as temporal_markdown
+
+        lines += ["", temporal_markdown(summary["temporal"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
-def write_report(metrics_files: dict[str, Path], out_dir: str | Path, synthetic: bool) -> dict:
+def write_report(metrics_files: dict[str, Path], out_dir: str | Path, synthetic: bool,
+                 temporal_metrics: Path | None = None) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = build_summary(metrics_files, synthetic)
+    summary = build_summary(metrics_files, synthetic, temporal_metrics)
     for name, text in (("summary.json", json.dumps(summary, indent=2) + "\n"), ("summary.md", to_markdown(summary))):
         tmp = out / (name + ".tmp")
         tmp.write_text(text, encoding="utf-8")

@@ -21,6 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Rules:
     def __init__(self, config: dict):
         self.params = params_mod.validate(dict(config), "params.yaml (Snakemake config)")
+        # Every key file is written and dated once, at parse time, before Snakemake
+        # builds the DAG and reads any mtime.
+        self.key_files = {inst.name: sync_key_file(self.params, inst) for inst in instances(self.params)}
 
     def has(self, name: str) -> bool:
         return any(s.name == name for s in build_stages(self.params))
@@ -40,7 +43,7 @@ class Rules:
             return {
                 "data": inst.deps,
                 "code": code_files(inst.stage, REPO_ROOT),
-                "key": sync_key_file(self.params, inst),
+                "key": self.key_files[inst.name],
             }
         return fn
 

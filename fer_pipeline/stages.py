@@ -35,6 +35,9 @@ class Stage:
     item_name: str | None = None
     items: dict[str, dict[str, str]] = field(default_factory=dict)
     group: str = "main"           # "main": `make run`; another group is a separate target (see GROUPS)
+    # Source folders whose *contents* are part of the job's identity (a raw dataset
+    # root): checked by content fingerprint, since Snakemake sees only mtimes.
+    fingerprinted: tuple[str, ...] = ()
 
     @property
     def scattered(self) -> bool:
@@ -96,6 +99,10 @@ class StageInstance:
         return self.fill(self.stage.stamp)
 
     @property
+    def fingerprinted(self) -> list[str]:
+        return [self.fill(p) for p in self.stage.fingerprinted]
+
+    @property
     def all_outputs(self) -> list[str]:
         return [self.fill(p) for p in self.stage.declared_outputs()]
 
@@ -127,6 +134,8 @@ GROUPS = {
 
 
 SYNTH_DATASETS = ("rafdb", "ms1m", "affectnet", "affwild2", "webface")  # folders `fer generate` writes
+# FaceSynth's ground truth for audits, kept outside the datasets (no training code reads it).
+SYNTH_AUDIT_FILES = ("ms1m_truth.csv", "webface_truth.csv", "affwild2_conditions.csv")
 
 
 def uses_facesynth(params: dict) -> bool:
@@ -157,7 +166,7 @@ def build_stages(params: dict) -> list[Stage]:
                 # The audit file is declared by name: a later stage reads it, and Snakemake
                 # cannot match a file inside a directory output.
                 outs=tuple(f"{gen_dir}/{name}" for name in SYNTH_DATASETS)
-                + (f"{gen_dir}/audit/ms1m_truth.csv", f"{gen_dir}/audit/webface_truth.csv"),
+                + tuple(f"{gen_dir}/audit/{name}" for name in SYNTH_AUDIT_FILES),
                 params=("generate",),
                 code=("fer_pipeline/synth", "fer_pipeline/io", "fer_pipeline/labels.py"),
                 log="logs/generate.log",
@@ -176,6 +185,7 @@ def build_stages(params: dict) -> list[Stage]:
             stamp=f"{prep_dir}/{{dataset}}/_stage.json",
             item_name="dataset",
             items={name: {"root": ds["root"]} for name, ds in datasets.items()},
+            fingerprinted=("{root}",),
         )
     )
     if sup["dataset"] == params["mine"]["out_name"]:
@@ -255,20 +265,73 @@ def build_stages(params: dict) -> list[Stage]:
             items={name: {"model_dir": m["model_dir"], "dataset_dir": m["dataset_dir"]} for name, m in models.items()},
         )
     )
+    temporal = temporal_stages(params)
+    stages += temporal
     stages.append(
         Stage(
             name="report",
             cmd="fer report --log-file {log}",
-            deps=tuple(f"{eval_root}/{name}/metrics.json" for name in models),
+            deps=tuple(f"{eval_root}/{name}/metrics.json" for name in models) + temporal[-1].metrics,
             outs=(f"{report_dir}/summary.md",),
             params=("report",),
-            code=("fer_pipeline/report.py",),
+            code=("fer_pipeline/report.py", "fer_pipeline/temporal/report.py"),
             log="logs/report.log",
             stamp=f"{report_dir}/_stage.json",
             metrics=(f"{report_dir}/summary.json",),
         )
     )
     return stages + spatial_stages(params)
+
+
+def temporal_stages(params: dict) -> list[Stage]:
+    """Seed 002's temporal phase: features of every frame of a video dataset from the
+    frozen student, the encoders per seed, the whole-video evaluation."""
+    temporal, prep_dir = params["temporal"], params["prepare"]["out_dir"]
+    feat, train, evaluate = temporal["features"], temporal["train"], temporal["evaluate"]
+    if feat["dataset"] not in params["datasets"]:
+        raise ValueError(f"temporal.features.dataset {feat['dataset']!r} is not in params.yaml `datasets` "
+                         f"({', '.join(params['datasets'])})")
+    features_dir = f"{feat['out_dir']}/{feat['dataset']}"
+    student_dir = evaluated_models(params)[feat["student"]]["model_dir"]
+    report = evaluate["out_dir"]
+    return [
+        Stage(
+            name="extract_features",
+            cmd="fer extract-features --log-file {log}",
+            deps=(student_dir, f"{prep_dir}/{feat['dataset']}"),
+            outs=(features_dir,),
+            params=("temporal.features",),
+            code=("fer_pipeline/temporal/features.py", "fer_pipeline/train/data.py", "fer_pipeline/models"),
+            log="logs/extract_features.log",
+            stamp=f"{features_dir}/_stage.json",
+        ),
+        Stage(
+            name="train_temporal",
+            cmd="fer train-temporal --log-file {log}",
+            deps=(features_dir,),
+            outs=(train["out_dir"],),
+            params=("temporal.train",),
+            code=("fer_pipeline/temporal/train.py", "fer_pipeline/temporal/model.py", "fer_pipeline/temporal/windows.py"),
+            log="logs/train_temporal.log",
+            stamp=f"{train['out_dir']}/_stage.json",
+        ),
+        Stage(
+            name="evaluate_temporal",
+            cmd="fer evaluate-temporal --log-file {log}",
+            deps=(train["out_dir"], features_dir) + ((evaluate["conditions"],) if evaluate["conditions"] else ()),
+            outs=(f"{report}/predictions.csv", f"{report}/table.md"),
+            params=("temporal.evaluate",),
+            code=("fer_pipeline/temporal/evaluate.py", "fer_pipeline/temporal/postprocess.py",
+                  "fer_pipeline/temporal/report.py"),
+            log="logs/evaluate_temporal.log",
+            stamp=f"{report}/_stage.json",
+            metrics=(f"{report}/metrics.json",),
+            plots=tuple(f"{report}/{name}.png" for name in TEMPORAL_PLOTS),
+        ),
+    ]
+
+
+TEMPORAL_PLOTS = ("table", "confusion_matrix", "timeline")
 
 
 def spatial_stages(params: dict) -> list[Stage]:
@@ -366,6 +429,20 @@ def upstream_params(params: dict, inst: StageInstance) -> list[str]:
     order = {inst.name: n for n, inst in enumerate(instances(params))}
     return sorted(seen, key=lambda k: (min((order[i.name] for i in instances(params) if k in i.params),
                                            default=0), k))
+
+
+def upstream_sources(params: dict, inst: StageInstance) -> list[str]:
+    """Fingerprinted source folders (raw dataset roots) of every job upstream of this one.
+
+    DVC declares them on the downstream stage too, as it does upstream params: a
+    changed raw file then makes `dvc status` name prepare *and* everything that will
+    consume its new output, the answer Snakemake gives from mtimes."""
+    seen: list[str] = []
+    for up in upstream(params, inst):
+        for path in upstream_sources(params, up) + up.fingerprinted:
+            if path not in seen:
+                seen.append(path)
+    return seen
 
 
 def param_values(params: dict, inst: StageInstance) -> dict:

@@ -32,6 +32,10 @@ def tiny_params() -> dict:
                                     "threads": 1, "log_every": 1, "checkpoint_every": 1})
     params["train"]["finetune"].update({"epochs": 1, "batch_size": 16})
     params["evaluate"]["batch_size"] = 64
+    params["temporal"]["train"].update({"seeds": [0], "steps": 2, "window": 4, "stride": 2, "batch_frames": 16,
+                                        "d_model": 8, "layers": 1, "heads": 2, "ff_dim": 16, "threads": 1,
+                                        "log_every": 1, "checkpoint_every": 1})
+    params["temporal"]["evaluate"]["postprocess"]["window"] = 3
     return params
 
 

@@ -2,6 +2,7 @@
 
 import re
 
+import networkx as nx
 import yaml
 
 from conftest import REPO, run
@@ -52,6 +53,13 @@ def _edges_dvc(cwd):
     return edges
 
 
+def _reduced(edges):
+    """The transitive reduction: DVC also declares raw roots on the stages downstream of
+    prepare (so `dvc status` names them when a raw file changes), which adds shortcut
+    edges from generate; what must agree is the order the two tools impose."""
+    return set(nx.transitive_reduction(nx.DiGraph(edges)).edges)
+
+
 def test_snakemake_and_dvc_run_the_same_commands_and_edges():
     params = params_mod.load(REPO / "params.yaml")
     snake_cmds = _snakemake_jobs(REPO)
@@ -59,7 +67,8 @@ def test_snakemake_and_dvc_run_the_same_commands_and_edges():
     assert dvc_names == sorted(i.name for i in instances(params, "main"))
     # Snakemake fills the log path in; DVC's line carries the same path literally.
     assert snake_cmds == dvc_cmds
-    assert _edges_snakemake(REPO) == _edges_dvc(REPO)
+    assert _reduced(_edges_snakemake(REPO)) == _reduced(_edges_dvc(REPO))
+    assert ("generate", "train_supervised") not in _edges_snakemake(REPO)
     assert ("train_supervised", "evaluate") in _edges_dvc(REPO)
 
 

@@ -2,18 +2,23 @@
 copies of the project, and the two tools' answers to "what is outdated?"."""
 
 import json
+import os
 import re
 
 import pytest
 import yaml
 
 from conftest import make_project_copy, run, tiny_params
+from fer_pipeline.synth.world import World
+from fer_pipeline.synth.writers import write_rafdb_basic
 
 pytestmark = pytest.mark.integration
 
 # train_meta starts from the supervised baseline (params train.meta.init), so it is downstream of it.
-DOWNSTREAM_OF_TRAIN = {"train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate", "report"}
-DOWNSTREAM_OF_META = {"train_meta", "finetune", "evaluate", "report"}
+# The temporal phase reads the finetuned student's features (temporal.features.student: meta).
+TEMPORAL = {"extract_features", "train_temporal", "evaluate_temporal"}
+DOWNSTREAM_OF_TRAIN = {"train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate", "report"} | TEMPORAL
+DOWNSTREAM_OF_META = {"train_meta", "finetune", "evaluate", "report"} | TEMPORAL
 
 
 def snakemake_plan(proj) -> set[str]:
@@ -53,8 +58,24 @@ def mlflow_runs(proj):
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
+DOWNSTREAM_OF_RAFDB = {"prepare", "train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate",
+                       "report"} | TEMPORAL
+
+
+def user_copy_of_rafdb(proj, params) -> None:
+    """A dataset the user brings (not an output of the DAG): FaceSynth's writer stands in
+    for the download."""
+    gen = params["generate"]
+    world = World(gen["seed"] + 1, gen["render_size"], gen["nuisance_strength"], tuple(gen["intensity"]))
+    write_rafdb_basic(world, proj / "external/rafdb", gen["rafdb"], gen["label_noise"])
+
+
 def test_snakemake_run_then_both_tools_agree(tmp_path):
-    proj = make_project_copy(tmp_path, tiny_params())
+    params = tiny_params()
+    params["datasets"]["rafdb"]["root"] = "external/rafdb"
+    proj = make_project_copy(tmp_path, params)
+    user_copy_of_rafdb(proj, params)
+    run(["fer", "dvc-yaml"], proj)
     run(["snakemake", "--cores", "2"], proj)
 
     assert snakemake_plan(proj) == set(), "a finished run leaves nothing to do"
@@ -62,9 +83,9 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
 
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)
-    assert jobs == ["evaluate@meta", "evaluate@supervised", "finetune", "generate", "mine_pseudo",
-                    "prepare@affectnet", "prepare@affwild2", "prepare@ms1m", "prepare@rafdb", "prepare@webface",
-                    "report", "train_meta", "train_supervised"]
+    assert jobs == ["evaluate@meta", "evaluate@supervised", "evaluate_temporal", "extract_features", "finetune",
+                    "generate", "mine_pseudo", "prepare@affectnet", "prepare@affwild2", "prepare@ms1m",
+                    "prepare@rafdb", "prepare@webface", "report", "train_meta", "train_supervised", "train_temporal"]
     for name in ("affectnet", "affwild2", "webface"):  # FaceSynth writes all five formats; the readers take them
         manifest = json.loads((proj / f"data/prepared/{name}/manifest.json").read_text())
         assert manifest["kept"] > 0 and manifest["kept"] + manifest["rejected"] == manifest["inputs"]
@@ -85,10 +106,36 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     assert metrics["n"] == sum(metrics["per_class_support"].values()) > 0
     summary = (proj / "reports/summary.md").read_text()
     assert "FaceSynth" in summary and "| meta |" in summary and "| supervised |" in summary
+    assert "Temporal phase" in summary and "| + post-processing |" in summary
+    temporal = next(r for r in runs if r.data.tags["job"] == "train_temporal")
+    assert "seed0.temporal.loss" in temporal.data.metrics  # step-wise curves in MLflow
+    features = json.loads((proj / "data/features/affwild2/manifest.json").read_text())
+    assert features["rows"] == json.loads((proj / "data/prepared/affwild2/manifest.json").read_text())["kept"]
 
     set_param(proj, "train.supervised.lr", 0.02)
     assert snakemake_plan(proj) == DOWNSTREAM_OF_TRAIN
     assert dvc_outdated(proj) == DOWNSTREAM_OF_TRAIN
+    set_param(proj, "train.supervised.lr", 0.001)
+    set_param(proj, "temporal.evaluate.postprocess.window", 5)
+    assert snakemake_plan(proj) == {"evaluate_temporal", "report"}
+    assert dvc_outdated(proj) == {"evaluate_temporal", "report"}
+    set_param(proj, "temporal.evaluate.postprocess.window", 3)
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
+
+    # The user's raw copy: a touch that keeps the bytes changes nothing; other bytes in one
+    # file outdate exactly prepare@rafdb and what depends on it, in both tools; restoring
+    # the bytes makes everything current again.
+    image = sorted((proj / "external/rafdb/Image/aligned").glob("*.jpg"))[3]
+    original = image.read_bytes()
+    os.utime(image, (1e9, 1e9))
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
+    image.write_bytes(original + b"\0")  # a re-downloaded file with other bytes
+    assert snakemake_plan(proj) == DOWNSTREAM_OF_RAFDB
+    assert dvc_outdated(proj) == DOWNSTREAM_OF_RAFDB
+    status = json.loads(run(["dvc", "status", "--json"], proj).stdout)
+    assert {name for name in status if name.startswith("prepare@")} == {"prepare@rafdb"}, "other datasets are fine"
+    image.write_bytes(original)
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
 
 
 def test_dvc_repro_then_both_tools_agree(tmp_path):
@@ -143,3 +190,4 @@ def test_spatial_study_target_builds_the_tables_and_both_tools_agree(tmp_path):
     assert dvc_outdated(proj, "workflow/studies/spatial/dvc.yaml") == set()
     proc = run(["snakemake", "-n", "report_spatial"], proj)
     assert "Nothing to be done" in proc.stdout + proc.stderr
+

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -27,7 +27,7 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path, titl
     ConfusionMatrixDisplay(norm, display_labels=classes).plot(ax=ax, cmap="Blues", values_format=".2f",
                                                                colorbar=False, xticks_rotation=45)
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_per_class(per_class: dict[str, float | None], mean: float, path: Path, title: str) -> None:
@@ -41,4 +41,4 @@ def plot_per_class(per_class: dict[str, float | None], mean: float, path: Path, 
     ax.set_title(title)
     ax.legend(loc="upper right")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -28,7 +28,7 @@ def generate(cfg: dict) -> dict:
         "rafdb": write_rafdb_basic(world, tmp / "rafdb", cfg["rafdb"], cfg["label_noise"], cfg["workers"]),
         "ms1m": write_ms1m_recordio(world, tmp / "ms1m", cfg["ms1m"], tmp / "audit", cfg["workers"]),
         "affectnet": write_affectnet_manual(world, tmp / "affectnet", cfg["affectnet"], cfg["label_noise"]),
-        "affwild2": write_affwild2_expr(world, tmp / "affwild2", cfg["affwild2"]),
+        "affwild2": write_affwild2_expr(world, tmp / "affwild2", cfg["affwild2"], tmp / "audit", cfg["workers"]),
         "webface": write_webface_folders(world, tmp / "webface", cfg["webface"], tmp / "audit", cfg["workers"]),
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -194,7 +194,7 @@ def _sym(rng: np.random.Generator) -> float:
     return float(rng.uniform(-1, 1) + rng.uniform(-1, 1)) / 2.0
 
 
-def _sample_occluder(rng: np.random.Generator) -> Occluder:
+def sample_occluder(rng: np.random.Generator) -> Occluder:
     kind = OCCLUDER_KINDS[int(rng.choice(4, p=[0.4, 0.25, 0.15, 0.2]))]
     u = rng.random(6)
     colour = _rgb_jitter(rng, rng.uniform(20, 230, 3), 0)
@@ -226,7 +226,7 @@ def sample_nuisance(rng: np.random.Generator, strength: float = 1.0) -> Nuisance
     gains = rng.uniform(-1, 1, 3)
     bg = _rgb_jitter(rng, rng.uniform(25, 230, 3), 0)
     bg_kind = int(rng.integers(4))
-    occluder = _sample_occluder(rng)
+    occluder = sample_occluder(rng)
     has_occluder = bool(u[9] < min(1.0, 0.15 * s))
     gaze = (float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)))
     seed = int(rng.integers(2**31 - 1))

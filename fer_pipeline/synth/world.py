@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_pipeline.synth.expressions import expression_aus
-from fer_pipeline.synth.render import Identity, render_face, sample_identity, sample_nuisance
+from fer_pipeline.synth.render import Identity, Nuisance, render_face, sample_identity, sample_nuisance
 
 # Class priors of the real datasets FaceSynth imitates (RAF-DB basic train counts
 # 1290/281/717/4772/1982/705/2524 over surprise..neutral).
@@ -90,10 +90,13 @@ class World:
             label = str(rng.choice(sorted(prior)))  # annotator error: any class of the set
         return Sample(index, identity, expression, intensity, blend, label)
 
-    def render(self, population: str, dataset: str, sample: Sample) -> tuple[np.ndarray, np.ndarray, int]:
-        """(BGR image, 5 landmarks, JPEG quality) of a sample."""
+    def render(self, population: str, dataset: str, sample: Sample,
+               nuisance: Nuisance | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(BGR image, 5 landmarks, JPEG quality) of a sample; capture conditions are drawn
+        at random unless given (a video's frames share theirs, see videos.py)."""
         rng = _rng(self.seed, f"render/{dataset}", sample.index)
-        nuisance = sample_nuisance(rng, self.nuisance_strength)
+        if nuisance is None:
+            nuisance = sample_nuisance(rng, self.nuisance_strength)
         if sample.expression == "neutral" and sample.blend is None:
             aus = expression_aus("neutral", 0.0)
         else:

@@ -27,24 +27,32 @@ from fer_pipeline.synth.world import FR_POOL_PRIOR, RAFDB_PRIOR, Sample, World
 RAFDB_ALIGNED_SIZE = 100  # RAF-DB ships its aligned crops at 100x100
 
 
-def _draw_one(world: World, population: str, dataset: str, out_size: int | None, sample: Sample) -> bytes:
-    image, _, quality = world.render(population, dataset, sample)
+def _draw_one(world: World, population: str, out_size: int | None, job: tuple) -> bytes:
+    dataset, sample, nuisance = job
+    image, _, quality = world.render(population, dataset, sample, nuisance)
     if out_size is not None and image.shape[0] != out_size:
         image = cv2.resize(image, (out_size, out_size), interpolation=cv2.INTER_AREA)
     return encode_jpeg(image, quality)
 
 
-def render_jpegs(world: World, population: str, dataset: str, samples: list[Sample], workers: int,
-                 out_size: int | None = None) -> Iterator[bytes]:
-    """JPEG bytes of `samples`, in order, drawn by `workers` processes (0 = all cores).
-    Each sample seeds its own generator, so the bytes do not depend on `workers`."""
-    draw = partial(_draw_one, world, population, dataset, out_size)
+def render_jobs(world: World, population: str, jobs: list[tuple], workers: int,
+                out_size: int | None = None) -> Iterator[bytes]:
+    """JPEG bytes of (dataset, sample, nuisance or None) jobs, in order, drawn by `workers`
+    processes (0 = all cores). Each sample seeds its own generator, so the bytes do not
+    depend on `workers`."""
+    draw = partial(_draw_one, world, population, out_size)
     workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(samples) < 64:
-        yield from map(draw, samples)
+    if workers == 1 or len(jobs) < 64:
+        yield from map(draw, jobs)
         return
     with mp.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(draw, samples, chunksize=32)
+        yield from pool.imap(draw, jobs, chunksize=32)
+
+
+def render_jpegs(world: World, population: str, dataset: str, samples: list[Sample], workers: int,
+                 out_size: int | None = None) -> Iterator[bytes]:
+    """JPEG bytes of `samples` of one dataset, with capture conditions drawn at random."""
+    return render_jobs(world, population, [(dataset, sample, None) for sample in samples], workers, out_size)
 
 
 def write_rafdb_basic(world: World, out: Path, cfg: dict, label_noise: float, workers: int = 1) -> dict:
@@ -145,21 +153,32 @@ def write_affectnet_manual(world: World, out: Path, cfg: dict, label_noise: floa
     return counts
 
 
-def write_affwild2_expr(world: World, out: Path, cfg: dict, workers: int = 1) -> dict:
+def write_affwild2_expr(world: World, out: Path, cfg: dict, audit_dir: Path | None = None, workers: int = 1) -> dict:
     """Aff-Wild2 EXPR: videos as frame folders whose expressions follow onset-apex-offset
     episodes, annotations one label per frame; a few frames are invalid (-1) or
-    missing on disk (no face detected), and one video has two people (_left/_right)."""
+    missing on disk (no face detected), and one video has two people (_left/_right).
+    Capture conditions drift over each video, with blur and occlusion events; each
+    frame's condition and true intensity go to `audit_dir/affwild2_conditions.csv`
+    (outside the dataset) so evaluation can say where a model fails."""
     from fer_pipeline.io.affwild2 import ANNOTATION_DIR, FRAMES_DIR, HEADER, frame_name
-    from fer_pipeline.synth.videos import episode_track, frame_label
+    from fer_pipeline.synth.videos import episode_track, frame_label, video_nuisances
 
     counts: dict[str, int] = {}
+    audit: list[list] = []
     videos = [(f"video{v}", "Train_Set") for v in range(cfg["train_videos"])]
     videos += [(f"video{v}", "Validation_Set") for v in range(cfg["train_videos"], cfg["train_videos"] + cfg["test_videos"])]
     # The first training video shows two people: two annotated tracks of one clip.
     videos = [(f"{videos[0][0]}_left", "Train_Set"), (f"{videos[0][0]}_right", "Train_Set")] + videos[1:]
-    for person, (video, set_dir) in enumerate(tqdm(videos, desc="FaceSynth affwild2", unit="video")):
+    # First plan every frame (labels, conditions, which frames exist), then draw them all
+    # in one process pool.
+    jobs, paths = [], []
+    for person, (video, set_dir) in enumerate(videos):
         rng = np.random.default_rng([world.seed, 11, person])
         track = episode_track(rng, cfg["frames_per_video"])
+        nuisances, conditions = video_nuisances(np.random.default_rng([world.seed, 12, person]), len(track),
+                                                world.nuisance_strength)
+        audit += [[video, frame, conditions[frame - 1], f"{intensity:.3f}"]
+                  for frame, (_, intensity, _) in enumerate(track, 1)]
         lines, frames_dir = [",".join(HEADER)], out / FRAMES_DIR / video
         frames_dir.mkdir(parents=True, exist_ok=True)
         for frame, (expression, intensity, blend) in enumerate(track, 1):
@@ -171,12 +190,20 @@ def write_affwild2_expr(world: World, out: Path, cfg: dict, workers: int = 1) ->
             if roll > 1 - cfg["missing_rate"]:
                 counts["missing_on_disk"] = counts.get("missing_on_disk", 0) + 1
             else:
-                face, _, quality = world.render("actors", f"affwild2/{video}", sample)
-                (frames_dir / frame_name(frame)).write_bytes(encode_jpeg(face, quality))
+                jobs.append((f"affwild2/{video}", sample, nuisances[frame - 1]))
+                paths.append(frames_dir / frame_name(frame))
             lines.append(str(code))
             counts[f"{set_dir}/{code}"] = counts.get(f"{set_dir}/{code}", 0) + 1
         (out / ANNOTATION_DIR / set_dir).mkdir(parents=True, exist_ok=True)
         (out / ANNOTATION_DIR / set_dir / f"{video}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    jpegs = render_jobs(world, "actors", jobs, workers)
+    for path, jpeg in tqdm(zip(paths, jpegs), total=len(paths), desc="FaceSynth affwild2", unit="frame",
+                           mininterval=2.0):
+        path.write_bytes(jpeg)
+    if audit_dir is not None:
+        audit_dir.mkdir(parents=True, exist_ok=True)
+        with open(audit_dir / "affwild2_conditions.csv", "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([["video", "frame", "condition", "intensity"]] + audit)
     return counts
 
 
