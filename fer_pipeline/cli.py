@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer_pipeline import params as params_mod
 from fer_pipeline.provenance import source_fingerprints, write_stamp
-from fer_pipeline.stages import get_instance, uses_facesynth
+from fer_pipeline.stages import get_instance, get_stage, uses_facesynth
 
 log = logging.getLogger("fer")
 
@@ -32,8 +32,9 @@ def _setup_logging(log_file: str | None) -> None:
 def _manifest_digest(dataset_dir: str) -> str:
     path = Path(dataset_dir) / "manifest.json"
     if not path.exists():
-        raise FileNotFoundError(f"prepared dataset not found: {path} (run `fer prepare --dataset "
-                                f"{Path(dataset_dir).name}` first)")
+        name = Path(dataset_dir).name
+        raise FileNotFoundError(f"prepared dataset not found: {path} (run `fer prepare --dataset {name} --part K` "
+                                f"for each of its parts, then `fer gather --dataset {name}`; or `snakemake`)")
     manifest = json.loads(path.read_text(encoding="utf-8"))
     return manifest["content_digest"]
 
@@ -51,25 +52,49 @@ def cmd_generate(params: dict, args) -> None:
     write_stamp(params, inst, {"summary": summary})
 
 
+def _check_dataset(params: dict, command: str, name: str) -> None:
+    if name not in params["datasets"]:
+        raise SystemExit(f"fer {command}: dataset {name!r} is not in params.yaml `datasets` "
+                         f"({', '.join(params['datasets'])})")
+
+
 def cmd_prepare(params: dict, args) -> None:
+    from fer_pipeline.io.partition import Partition
     from fer_pipeline.prep.prepare import prepare_dataset
     from fer_pipeline.tracking import stage_run
 
-    if args.dataset not in params["datasets"]:
-        raise SystemExit(f"fer prepare: dataset {args.dataset!r} is not in params.yaml `datasets` "
-                         f"({', '.join(params['datasets'])})")
-    inst = get_instance(params, "prepare", args.dataset)
+    _check_dataset(params, "prepare", args.dataset)
     ds, prep = params["datasets"][args.dataset], params["prepare"]
-    out_dir = Path(prep["out_dir"]) / args.dataset
+    if not 0 <= args.part < ds["parts"]:
+        raise SystemExit(f"fer prepare: --part {args.part} but datasets.{args.dataset}.parts is {ds['parts']} "
+                         f"(parts are 0..{ds['parts'] - 1})")
+    inst = get_instance(params, "prepare", f"{args.dataset}-{args.part}")
+    out_dir = Path(inst.outs[0])
     # Taken before reading: a file changed while prepare runs makes the job outdated.
     fingerprints = source_fingerprints(inst)
     with stage_run(params, inst) as mlflow:
         manifest = prepare_dataset(args.dataset, ds["format"], ds["root"], out_dir, prep["image_size"],
-                                   prep["jpeg_quality"], prep["row_group_size"], prep["rows_per_shard"])
-        mlflow.set_tag(f"data_version.{args.dataset}", manifest["content_digest"])
+                                   prep["jpeg_quality"], prep["row_group_size"], prep["rows_per_shard"],
+                                   part=Partition(args.part, ds["parts"]))
         mlflow.log_metrics({"inputs": manifest["inputs"], "kept": manifest["kept"], "rejected": manifest["rejected"]})
         mlflow.log_artifact(str(out_dir / "manifest.json"))
     write_stamp(params, inst, {"content_digest": manifest["content_digest"], "source_fingerprints": fingerprints})
+
+
+def cmd_gather(params: dict, args) -> None:
+    from fer_pipeline.prep.gather import gather_parts
+    from fer_pipeline.tracking import stage_run
+
+    _check_dataset(params, "gather", args.dataset)
+    inst = get_instance(params, "gather", args.dataset)
+    parts = [p.outs[0] for p in get_stage(params, "prepare").instances() if p.values["dataset"] == args.dataset]
+    with stage_run(params, inst) as mlflow:
+        manifest = gather_parts(parts, inst.outs[0])
+        # The data version every run trained on this dataset records.
+        mlflow.set_tag(f"data_version.{args.dataset}", manifest["content_digest"])
+        mlflow.log_metrics({"inputs": manifest["inputs"], "kept": manifest["kept"], "rejected": manifest["rejected"]})
+        mlflow.log_artifact(str(Path(inst.outs[0]) / "manifest.json"))
+    write_stamp(params, inst, {"content_digest": manifest["content_digest"]})
 
 
 def _supervised_stage(params: dict, stage: str, cfg: dict, subset_index: str | None = None) -> None:
@@ -364,7 +389,9 @@ def cmd_status(params: dict, args) -> None:
 
 COMMANDS = {
     "generate": (cmd_generate, "write the FaceSynth demo datasets in their real on-disk formats"),
-    "prepare": (cmd_prepare, "turn one dataset into aligned face crops in Parquet shards (+ manifest, rejects)"),
+    "prepare": (cmd_prepare, "one input partition of a dataset -> aligned face crops in Parquet shards "
+                             "(+ manifest, rejects)"),
+    "gather": (cmd_gather, "join a dataset's prepared partitions into the prepared dataset (+ manifest, rejects)"),
     "train-supervised": (cmd_train_supervised, "train the supervised baseline"),
     "train-meta": (cmd_train_meta, "Face2Exp teacher-student meta-training with circuit feedback"),
     "mine-pseudo": (cmd_mine_pseudo, "omni-supervised mining: pseudo labels for pool faces near a class centroid"),
@@ -391,8 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
         p.add_argument("--log-file", help="also write the log to this file")
-        if name == "prepare":
+        if name in ("prepare", "gather"):
             p.add_argument("--dataset", required=True, help="a key of params.yaml `datasets`")
+        if name == "prepare":
+            p.add_argument("--part", type=int, required=True,
+                           help="which input partition, 0 .. datasets.<name>.parts - 1")
         if name == "evaluate":
             p.add_argument("--model", required=True, help="supervised | meta")
         if name == "dvc-yaml":

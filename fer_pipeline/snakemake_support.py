@@ -13,7 +13,7 @@ from snakemake.io import directory
 
 from fer_pipeline import params as params_mod
 from fer_pipeline.provenance import sync_key_file
-from fer_pipeline.stages import Stage, build_stages, code_files, get_stage, instances
+from fer_pipeline.stages import Stage, build_stages, code_files, expand_deps, get_stage, instances, template_fields
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,17 +31,21 @@ class Rules:
     def stage(self, name: str) -> Stage:
         return get_stage(self.params, name)
 
+    def wildcards(self, name: str) -> list[str]:
+        """Template fields of the stage's outputs: Snakemake's wildcards for its jobs."""
+        return sorted({f for p in self.stage(name).declared_outputs() for f in template_fields(p)})
+
     def _instance(self, name: str, wildcards):
         stage = self.stage(name)
-        item = getattr(wildcards, stage.item_name) if stage.scattered else None
-        return next(i for i in stage.instances() if i.item == item)
+        given = {key: getattr(wildcards, key) for key in self.wildcards(name)}
+        return next(i for i in stage.instances() if all(i.field(k) == v for k, v in given.items()))
 
     def inputs(self, name: str):
         """Input function: data deps, the stage's code files and its key file."""
         def fn(wildcards):
             inst = self._instance(name, wildcards)
             return {
-                "data": inst.deps,
+                "data": expand_deps(self.params, inst),
                 "code": code_files(inst.stage, REPO_ROOT),
                 "key": self.key_files[inst.name],
             }
@@ -55,19 +59,18 @@ class Rules:
         return self.stage(name).log
 
     def shell(self, name: str) -> str:
-        """The stage's command with its item as a Snakemake wildcard."""
-        stage = self.stage(name)
-        cmd = stage.cmd
-        if stage.scattered:
-            cmd = cmd.replace("{%s}" % stage.item_name, "{wildcards.%s}" % stage.item_name)
+        """The stage's command with its template fields as Snakemake wildcards."""
+        cmd = self.stage(name).cmd
+        for key in self.wildcards(name):
+            cmd = cmd.replace("{%s}" % key, "{wildcards.%s}" % key)
         return cmd
 
     def targets(self, group: str = "main") -> list[str]:
         """Every output of every job of a group: what `rule all` (main) asks for."""
         return [p for inst in instances(self.params, group) for p in inst.all_outputs]
 
-    def items(self, name: str) -> list[str]:
-        return list(self.stage(name).items)
-
-    def wildcard_pattern(self, name: str) -> str:
-        return "|".join(re.escape(i) for i in self.items(name))
+    def wildcard_pattern(self, name: str, key: str | None = None) -> str:
+        """The values a wildcard takes (the stage's item by default), as a regex."""
+        stage = self.stage(name)
+        values = dict.fromkeys(i.field(key or stage.item_name) for i in stage.instances())
+        return "|".join(re.escape(v) for v in values)

@@ -13,8 +13,10 @@ Snakemake sees the item as a wildcard; DVC as a `foreach` stage.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from fer_pipeline.params import select
@@ -71,6 +73,10 @@ class StageInstance:
         """DVC's name for the job (`prepare@rafdb` for a foreach stage)."""
         return self.stage.name if self.item is None else f"{self.stage.name}@{self.item}"
 
+    def field(self, key: str) -> str:
+        """The value a template field takes in this job (the item itself, or one of its values)."""
+        return self.item if key == self.stage.item_name else self.values[key]
+
     def fill(self, template: str) -> str:
         subs = dict(self.values)
         if self.stage.item_name:
@@ -110,6 +116,10 @@ class StageInstance:
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
+def template_fields(template: str) -> list[str]:
+    return _FIELD.findall(template)
+
+
 def _substitute(template: str, subs: dict[str, str]) -> str:
     def repl(match: re.Match) -> str:
         key = match.group(1)
@@ -133,6 +143,7 @@ GROUPS = {
 }
 
 
+PARTS_DIR = "_parts"  # data/prepared/_parts/<dataset>/<k>: one input partition, prepared
 SYNTH_DATASETS = ("rafdb", "ms1m", "affectnet", "affwild2", "webface")  # folders `fer generate` writes
 # FaceSynth's ground truth for audits, kept outside the datasets (no training code reads it).
 SYNTH_AUDIT_FILES = ("ms1m_truth.csv", "webface_truth.csv", "affwild2_conditions.csv")
@@ -173,19 +184,37 @@ def build_stages(params: dict) -> list[Stage]:
                 stamp=f"{gen_dir}/audit/_stage.json",
             )
         )
+    # Scatter: one job per input partition of each dataset; gather: one per dataset.
     stages.append(
         Stage(
             name="prepare",
-            cmd="fer prepare --dataset {dataset} --log-file {log}",
+            cmd="fer prepare --dataset {dataset} --part {index} --log-file {log}",
             deps=("{root}",),
-            outs=(f"{prep_dir}/{{dataset}}",),
+            outs=(f"{prep_dir}/{PARTS_DIR}/{{dataset}}/{{index}}",),
             params=("prepare", "datasets.{dataset}"),
             code=("fer_pipeline/io", "fer_pipeline/prep", "fer_pipeline/labels.py"),
-            log="logs/prepare/{dataset}.log",
+            log="logs/prepare/{dataset}-{index}.log",
+            stamp=f"{prep_dir}/{PARTS_DIR}/{{dataset}}/{{index}}/_stage.json",
+            item_name="part",
+            items={f"{name}-{k}": {"dataset": name, "index": str(k), "root": ds["root"]}
+                   for name, ds in datasets.items() for k in range(ds["parts"])},
+            fingerprinted=("{root}",),
+        )
+    )
+    stages.append(
+        Stage(
+            name="gather",
+            cmd="fer gather --dataset {dataset} --log-file {log}",
+            # The folder holding the dataset's partitions: DVC links it to every
+            # prepare job writing inside it; Snakemake gets those outputs listed.
+            deps=(f"{prep_dir}/{PARTS_DIR}/{{dataset}}",),
+            outs=(f"{prep_dir}/{{dataset}}",),
+            params=("datasets.{dataset}.parts",),
+            code=("fer_pipeline/prep/gather.py", "fer_pipeline/prep/shards.py"),
+            log="logs/gather/{dataset}.log",
             stamp=f"{prep_dir}/{{dataset}}/_stage.json",
             item_name="dataset",
-            items={name: {"root": ds["root"]} for name, ds in datasets.items()},
-            fingerprinted=("{root}",),
+            items={name: {} for name in datasets},
         )
     )
     if sup["dataset"] == params["mine"]["out_name"]:
@@ -405,14 +434,42 @@ def get_instance(params: dict, name: str, item: str | None = None) -> StageInsta
 
 
 def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
-    """Jobs whose outputs this job reads (a dep equal to or inside one of their outputs).
+    """Jobs whose outputs this job reads (a dep equal to, inside, or holding one of their outputs).
 
     The jobs of a scattered stage share one lineage (the union over its items):
     DVC's foreach declares params once for all items, and both tools must agree."""
-    deps = [d for sibling in inst.stage.instances() for d in sibling.deps] if inst.stage.scattered else inst.deps
-    siblings = {s.name for s in inst.stage.instances()}
-    return [other for other in instances(params)
-            if other.name not in siblings and any(is_under(d, out) for d in deps for out in other.all_outputs)]
+    by_name, ups = _dag(_frozen(params))
+    return [by_name[name] for name in ups[inst.name]]
+
+
+def _frozen(params: dict) -> str:
+    return json.dumps(params)  # not sorted: the order of `datasets` is the order of their jobs
+
+
+@lru_cache(maxsize=8)
+def _dag(frozen_params: str) -> tuple[dict[str, StageInstance], dict[str, tuple[str, ...]]]:
+    """Every job by name, and the names of the jobs each one reads from (computed once
+    per params: the DVC renderer and the stage keys ask for every job's lineage)."""
+    jobs = instances(json.loads(frozen_params))
+    outputs = {job.name: job.all_outputs for job in jobs}
+    ups: dict[str, tuple[str, ...]] = {}
+    for job in jobs:
+        siblings = job.stage.instances()
+        deps = [d for sibling in siblings for d in sibling.deps] if job.stage.scattered else job.deps
+        names = {s.name for s in siblings}
+        ups[job.name] = tuple(other for other, outs in outputs.items() if other not in names and any(
+            is_under(d, out) or is_under(out, d) for d in deps for out in outs))
+    return {job.name: job for job in jobs}, ups
+
+
+def _transitive(params: dict, inst: StageInstance, own) -> list[str]:
+    """`own(job)` of every job upstream of `inst`, deepest first, each value once."""
+    seen: list[str] = []
+    for up in upstream(params, inst):
+        for value in _transitive(params, up, own) + list(own(up)):
+            if value not in seen:
+                seen.append(value)
+    return seen
 
 
 def upstream_params(params: dict, inst: StageInstance) -> list[str]:
@@ -421,14 +478,12 @@ def upstream_params(params: dict, inst: StageInstance) -> list[str]:
     DVC declares them on the downstream stage too, so `dvc status` names a job
     whose inputs are about to change, not only the job whose own key changed
     (the same transitive answer the stage keys give Snakemake)."""
-    seen: list[str] = []
-    for up in upstream(params, inst):
-        for key in upstream_params(params, up) + up.params:
-            if key not in seen:
-                seen.append(key)
-    order = {inst.name: n for n, inst in enumerate(instances(params))}
-    return sorted(seen, key=lambda k: (min((order[i.name] for i in instances(params) if k in i.params),
-                                           default=0), k))
+    jobs = list(_dag(_frozen(params))[0].values())
+    first_use = {}
+    for n, job in enumerate(jobs):
+        for key in job.params:
+            first_use.setdefault(key, n)
+    return sorted(_transitive(params, inst, lambda job: job.params), key=lambda k: (first_use.get(k, 0), k))
 
 
 def upstream_sources(params: dict, inst: StageInstance) -> list[str]:
@@ -437,16 +492,25 @@ def upstream_sources(params: dict, inst: StageInstance) -> list[str]:
     DVC declares them on the downstream stage too, as it does upstream params: a
     changed raw file then makes `dvc status` name prepare *and* everything that will
     consume its new output, the answer Snakemake gives from mtimes."""
-    seen: list[str] = []
-    for up in upstream(params, inst):
-        for path in upstream_sources(params, up) + up.fingerprinted:
-            if path not in seen:
-                seen.append(path)
-    return seen
+    return _transitive(params, inst, lambda job: job.fingerprinted)
 
 
 def param_values(params: dict, inst: StageInstance) -> dict:
     return {key: select(params, key) for key in inst.params}
+
+
+def expand_deps(params: dict, inst: StageInstance) -> list[str]:
+    """The job's deps as files or folders some job writes (or raw sources): a dep on a
+    folder that no job writes, but inside which jobs write (gather's partitions
+    folder), stands for those jobs' outputs. DVC resolves such a dep itself;
+    Snakemake needs the outputs named."""
+    outputs = [out for other in instances(params) for out in other.all_outputs]
+    expanded: list[str] = []
+    for dep in inst.deps:
+        inside = [out for out in outputs if is_under(out, dep) and out != dep]
+        written = any(is_under(dep, out) for out in outputs)
+        expanded += [dep] if written or not inside else inside
+    return expanded
 
 
 def code_files(stage: Stage, repo_root: Path) -> list[str]:

@@ -33,8 +33,11 @@ def _dvc_commands(cwd, dvc_file="dvc.yaml"):
     for name in out:
         base, _, item = name.partition("@")
         stage = dvc_yaml["stages"][base]
-        cmd = stage["do"]["cmd"].replace("${key}", item) if item else stage["cmd"]
-        cmds.append(cmd)
+        if not item:
+            cmds.append(stage["cmd"])
+            continue
+        values = {"key": item, **{f"item.{k}": v for k, v in stage["foreach"][item].items()}}
+        cmds.append(re.sub(r"\$\{([\w.]+)\}", lambda m: str(values[m.group(1)]), stage["do"]["cmd"]))
     return sorted(cmds), sorted(out)
 
 
@@ -48,7 +51,7 @@ def _edges_snakemake(cwd):
 def _edges_dvc(cwd):
     dot = run(["dvc", "dag", "--dot"], cwd).stdout
     edges = set()
-    for a, b in re.findall(r'"?([\w@/.:]+)"?\s*->\s*"?([\w@/.:]+)"?', dot):
+    for a, b in re.findall(r'"?([\w@/.:-]+)"?\s*->\s*"?([\w@/.:-]+)"?', dot):
         edges.add((a.rpartition(":")[2].split("@")[0], b.rpartition(":")[2].split("@")[0]))
     return edges
 

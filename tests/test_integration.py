@@ -58,7 +58,7 @@ def mlflow_runs(proj):
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
-DOWNSTREAM_OF_RAFDB = {"prepare", "train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate",
+DOWNSTREAM_OF_RAFDB = {"prepare", "gather", "train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate",
                        "report"} | TEMPORAL
 
 
@@ -84,8 +84,10 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)
     assert jobs == ["evaluate@meta", "evaluate@supervised", "evaluate_temporal", "extract_features", "finetune",
-                    "generate", "mine_pseudo", "prepare@affectnet", "prepare@affwild2", "prepare@ms1m",
-                    "prepare@rafdb", "prepare@webface", "report", "train_meta", "train_supervised", "train_temporal"]
+                    "gather@affectnet", "gather@affwild2", "gather@ms1m", "gather@rafdb", "gather@webface",
+                    "generate", "mine_pseudo", "prepare@affectnet-0", "prepare@affwild2-0", "prepare@ms1m-0",
+                    "prepare@rafdb-0", "prepare@rafdb-1", "prepare@webface-0", "report", "train_meta",
+                    "train_supervised", "train_temporal"]
     for name in ("affectnet", "affwild2", "webface"):  # FaceSynth writes all five formats; the readers take them
         manifest = json.loads((proj / f"data/prepared/{name}/manifest.json").read_text())
         assert manifest["kept"] > 0 and manifest["kept"] + manifest["rejected"] == manifest["inputs"]
@@ -123,7 +125,7 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
 
     # The user's raw copy: a touch that keeps the bytes changes nothing; other bytes in one
-    # file outdate exactly prepare@rafdb and what depends on it, in both tools; restoring
+    # file outdate exactly rafdb's prepare jobs and what depends on them, in both tools; restoring
     # the bytes makes everything current again.
     image = sorted((proj / "external/rafdb/Image/aligned").glob("*.jpg"))[3]
     original = image.read_bytes()
@@ -133,7 +135,8 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     assert snakemake_plan(proj) == DOWNSTREAM_OF_RAFDB
     assert dvc_outdated(proj) == DOWNSTREAM_OF_RAFDB
     status = json.loads(run(["dvc", "status", "--json"], proj).stdout)
-    assert {name for name in status if name.startswith("prepare@")} == {"prepare@rafdb"}, "other datasets are fine"
+    assert {name for name in status if name.startswith(("prepare@", "gather@"))} == {
+        "prepare@rafdb-0", "prepare@rafdb-1", "gather@rafdb"}, "other datasets are fine"
     image.write_bytes(original)
     assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
 
@@ -185,8 +188,8 @@ def test_spatial_study_target_builds_the_tables_and_both_tools_agree(tmp_path):
         assert (proj / f"reports/spatial/{name}.png").stat().st_size > 0
 
     jobs = sorted(r.data.tags["job"] for r in mlflow_runs(proj))
-    assert jobs == ["generate", "prepare@ms1m", "prepare@rafdb", "report_spatial", "spatial_study@0",
-                    "spatial_study@1"]
+    assert jobs == ["gather@ms1m", "gather@rafdb", "generate", "prepare@ms1m-0", "prepare@rafdb-0",
+                    "prepare@rafdb-1", "report_spatial", "spatial_study@0", "spatial_study@1"]
     assert dvc_outdated(proj, "workflow/studies/spatial/dvc.yaml") == set()
     proc = run(["snakemake", "-n", "report_spatial"], proj)
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Iterator
 
+from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.paths import PathOutsideRootError, safe_join
 from fer_pipeline.io.records import RawRecord, Reject
 from fer_pipeline.labels import UnknownLabelError, to_canonical
@@ -108,7 +109,7 @@ def _check_header(path: Path, fields: list[str]) -> None:
         raise ValueError(f"{path}: header {fields} is not AffectNet's {list(COLUMNS)}")
 
 
-def _read_csv(root: Path, csv_name: str, split: str) -> Iterator[RawRecord | Reject]:
+def _read_csv(root: Path, csv_name: str, split: str, part: Partition) -> Iterator[RawRecord | Reject]:
     with open(root / csv_name, encoding="utf-8-sig", newline="") as fh:
         rows = csv.reader(fh)
         for fields in rows:
@@ -118,17 +119,19 @@ def _read_csv(root: Path, csv_name: str, split: str) -> Iterator[RawRecord | Rej
             if rows.line_num == 1 and fields[0].strip() == COLUMNS[0]:
                 _check_header(root / csv_name, fields)
                 continue
+            if not part.owns(fields[0]):  # keyed by subDirectory_filePath
+                continue
             try:
                 yield _record(root, fields, split)
             except _RowError as exc:
                 yield Reject(where, split, exc.reason, str(exc))
 
 
-def read_affectnet_manual(root: str | Path) -> Iterator[RawRecord | Reject]:
+def read_affectnet_manual(root: str | Path, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
     root = Path(root)
     for csv_name, _ in SPLIT_FILES:  # check both before yielding anything
         if not (root / csv_name).is_file():
             raise FileNotFoundError(f"AffectNet annotation file not found: {root / csv_name} "
                                     f"(expected <root>/{csv_name})")
     for csv_name, split in SPLIT_FILES:
-        yield from _read_csv(root, csv_name, split)
+        yield from _read_csv(root, csv_name, split, part)

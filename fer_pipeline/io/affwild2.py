@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.paths import PathOutsideRootError, safe_join
 from fer_pipeline.io.records import RawRecord, Reject
 from fer_pipeline.labels import UnknownLabelError, to_canonical
@@ -93,7 +94,7 @@ def _read_video(root: Path, annotation: Path, split: str) -> Iterator[RawRecord 
                      f"frame on disk past the last of {len(labels)} labels")
 
 
-def read_affwild2_expr(root: str | Path) -> Iterator[RawRecord | Reject]:
+def read_affwild2_expr(root: str | Path, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
     root = Path(root)
     for set_dir, _ in SPLIT_DIRS:  # check both before yielding anything
         if not (root / ANNOTATION_DIR / set_dir).is_dir():
@@ -101,4 +102,5 @@ def read_affwild2_expr(root: str | Path) -> Iterator[RawRecord | Reject]:
                                     f"(expected <root>/{ANNOTATION_DIR}/{set_dir}/<video>.txt)")
     for set_dir, split in SPLIT_DIRS:
         for annotation in sorted((root / ANNOTATION_DIR / set_dir).glob("*.txt")):
-            yield from _read_video(root, annotation, split)
+            if part.owns(annotation.stem):  # a whole video per partition: its frames stay in order
+                yield from _read_video(root, annotation, split)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fer_pipeline.io.recordio import RecordIOError, RecordIOReader, TruncatedRecordError, identity_label
+from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.records import RawRecord, Reject
 
 
@@ -13,7 +14,7 @@ def _constant(data: bytes):
     return lambda: data
 
 
-def read_ms1m_recordio(root: str | Path) -> Iterator[RawRecord | Reject]:
+def read_ms1m_recordio(root: str | Path, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
     root = Path(root)
     rec, idx = root / "train.rec", root / "train.idx"
     for path in (rec, idx):
@@ -21,8 +22,12 @@ def read_ms1m_recordio(root: str | Path) -> Iterator[RawRecord | Reject]:
             raise FileNotFoundError(f"MS1M RecordIO file not found: {path} (expected train.rec, train.idx, property)")
     with RecordIOReader(rec, idx) as reader:
         for key in reader.missing_image_keys():
+            if not part.owns(str(key)):
+                continue
             yield Reject(f"train.rec#{key}", "unlabeled", "missing_record", "record 0 lists this key but train.idx has no offset for it")
         for key in reader.image_keys():
+            if not part.owns(str(key)):  # before the read: a job seeks only to its own records
+                continue
             source = f"train.rec#{key}"
             try:
                 header, payload = reader.read(key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.paths import PathOutsideRootError, safe_join
 from fer_pipeline.io.records import RawRecord, Reject
 from fer_pipeline.labels import UnknownLabelError, to_canonical
@@ -38,10 +39,10 @@ def read_manual_landmarks(path: Path) -> tuple[tuple[float, float], ...]:
     return points
 
 
-def read_rafdb_original(root: str | Path) -> Iterator[RawRecord | Reject]:
+def read_rafdb_original(root: str | Path, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
     """The original photos: each record carries its 5 manual landmarks for alignment."""
     root = Path(root)
-    for item in read_rafdb_basic(root, original=True):
+    for item in read_rafdb_basic(root, original=True, part=part):
         if isinstance(item, Reject):
             yield item
             continue
@@ -57,7 +58,7 @@ def read_rafdb_original(root: str | Path) -> Iterator[RawRecord | Reject]:
         yield RawRecord(item.source, item.split, item.label, None, item.load, landmarks5=landmarks)
 
 
-def read_rafdb_basic(root: str | Path, original: bool = False) -> Iterator[RawRecord | Reject]:
+def read_rafdb_basic(root: str | Path, original: bool = False, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
     root = Path(root)
     list_path = root / LABEL_LIST
     if not list_path.is_file():
@@ -68,6 +69,8 @@ def read_rafdb_basic(root: str | Path, original: bool = False) -> Iterator[RawRe
             if not line.strip():
                 continue
             fields = line.split()
+            if not part.owns(fields[0]):  # keyed by image name: stable when lines are added
+                continue
             if len(fields) != 2:
                 yield Reject(where, None, "malformed_line", f"expected '<image> <label>', got {line.rstrip()!r}")
                 continue

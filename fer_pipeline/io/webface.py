@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.paths import PathOutsideRootError, safe_join
 from fer_pipeline.io.records import RawRecord, Reject
 
@@ -22,12 +23,14 @@ def _reader(path: Path):
     return lambda: path.read_bytes()
 
 
-def read_webface_folders(root: str | Path) -> Iterator[RawRecord | Reject]:
+def read_webface_folders(root: str | Path, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"WebFace folder not found: {root} (expected <root>/<identity>/<image>.jpg)")
     # Sorted listings: the same folder always gives the same record order (and shard digest).
     for identity in sorted(e.name for e in os.scandir(root) if e.is_dir()):
+        if not part.owns(identity):  # before listing it: a job lists only its own folders
+            continue
         for name in sorted(e.name for e in os.scandir(root / identity) if e.is_file() or e.is_symlink()):
             source = f"{identity}/{name}"
             if not name.lower().endswith(IMAGE_SUFFIXES):

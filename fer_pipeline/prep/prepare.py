@@ -1,4 +1,5 @@
-"""`fer prepare`: one dataset -> aligned face crops in Parquet shards + manifest + rejects.
+"""`fer prepare`: one partition of a dataset -> aligned face crops in Parquet shards +
+manifest + rejects (`gather.py` then joins the partitions into the prepared dataset).
 
 Every input record ends in exactly one place: a shard row or the rejects table
 with a reason code. The manifest proves it (`inputs == kept + rejected`).
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.readers import reader_for
 from fer_pipeline.io.records import RawRecord, Reject
 from fer_pipeline.prep.align import BadLandmarksError, align_face, template_landmarks
@@ -72,8 +74,9 @@ def crop_with_landmarks(data: bytes, landmarks5, size: int, quality: int) -> tup
 
 
 def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: int, jpeg_quality: int,
-                    row_group_size: int, rows_per_shard: int) -> dict:
-    """Write shards, rejects and manifest for one dataset into `out_dir`; returns the manifest."""
+                    row_group_size: int, rows_per_shard: int, part: Partition = WHOLE) -> dict:
+    """Write shards, rejects and manifest for one partition of a dataset into `out_dir`;
+    returns the manifest."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -85,7 +88,7 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
     by_class: dict[str, Counter] = defaultdict(Counter)
     digest = hashlib.sha256()
     inputs = 0
-    for item in tqdm(reader_for(fmt)(root), desc=f"prepare {name}", unit="img", mininterval=2.0):
+    for item in tqdm(reader_for(fmt)(root, part=part), desc=f"prepare {name} ({part})", unit="img", mininterval=2.0):
         inputs += 1
         if isinstance(item, Reject):
             rejects.append(item.__dict__)
@@ -108,6 +111,7 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
         "format": fmt,
         "root": str(root),
         "image_size": image_size,
+        "part": {"index": part.index, "count": part.count},
         "inputs": inputs,
         "kept": sum(kept.values()),
         "rejected": len(rejects),
@@ -122,7 +126,7 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     replace_dir(tmp, out_dir)
-    log.info("%s: %d inputs -> %d kept, %d rejected %s", name, inputs, manifest["kept"], len(rejects), dict(reasons))
+    log.info("%s (%s): %d inputs -> %d kept, %d rejected %s", name, part, inputs, manifest["kept"], len(rejects), dict(reasons))
     return manifest
 
 
