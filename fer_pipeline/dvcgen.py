@@ -40,14 +40,21 @@ def _wdir(group: str) -> str | None:
     return "/".join([".."] * depth) if depth else None
 
 
+def _as_item_value(stage: Stage, inst: StageInstance, path: str) -> str:
+    key = next((k for k, v in inst.values.items() if v == path), None)
+    return "${item.%s}" % key if key else path
+
+
 def _stage_body(params: dict, stage: Stage) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
     if _wdir(stage.group):
         body["wdir"] = _wdir(stage.group)
     own_deps = [t(d) for d in stage.deps]
-    # A scattered stage's jobs share one dep list in DVC: the union over its items.
-    sources = {p for inst in stage.instances() for p in upstream_sources(params, inst)}
+    # A scattered stage's jobs share one dep list in DVC: the union over its items, where
+    # a source that is one of the item's own values is written as that value
+    # (`${item.root}`), so gather@rafdb depends on RAF-DB's root alone.
+    sources = {_as_item_value(stage, inst, p) for inst in stage.instances() for p in upstream_sources(params, inst)}
     deps = own_deps + sorted(p for p in sources if p not in own_deps) + list(stage.code)
     if deps:
         body["deps"] = deps

@@ -214,7 +214,9 @@ def build_stages(params: dict) -> list[Stage]:
             log="logs/gather/{dataset}.log",
             stamp=f"{prep_dir}/{{dataset}}/_stage.json",
             item_name="dataset",
-            items={name: {} for name in datasets},
+            # The root is not read here; DVC declares it (see dvcgen) so that a changed
+            # raw file makes `dvc status` name this gather job and no other.
+            items={name: {"root": ds["root"]} for name, ds in datasets.items()},
         )
     )
     if sup["dataset"] == params["mine"]["out_name"]:
@@ -438,7 +440,7 @@ def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
 
     The jobs of a scattered stage share one lineage (the union over its items):
     DVC's foreach declares params once for all items, and both tools must agree."""
-    by_name, ups = _dag(_frozen(params))
+    by_name, ups, _ = _dag(_frozen(params))
     return [by_name[name] for name in ups[inst.name]]
 
 
@@ -447,26 +449,34 @@ def _frozen(params: dict) -> str:
 
 
 @lru_cache(maxsize=8)
-def _dag(frozen_params: str) -> tuple[dict[str, StageInstance], dict[str, tuple[str, ...]]]:
-    """Every job by name, and the names of the jobs each one reads from (computed once
-    per params: the DVC renderer and the stage keys ask for every job's lineage)."""
+def _dag(frozen_params: str):
+    """Every job by name; the names of the jobs each one's stage reads from (the union
+    over its items); and those its own deps read from. Computed once per params: the
+    DVC renderer and the stage keys ask for every job's lineage."""
     jobs = instances(json.loads(frozen_params))
     outputs = {job.name: job.all_outputs for job in jobs}
-    ups: dict[str, tuple[str, ...]] = {}
+
+    def reads(deps, exclude):
+        return tuple(other for other, outs in outputs.items() if other not in exclude and any(
+            is_under(d, out) or is_under(out, d) for d in deps for out in outs))
+
+    ups, own_ups = {}, {}
     for job in jobs:
         siblings = job.stage.instances()
-        deps = [d for sibling in siblings for d in sibling.deps] if job.stage.scattered else job.deps
         names = {s.name for s in siblings}
-        ups[job.name] = tuple(other for other, outs in outputs.items() if other not in names and any(
-            is_under(d, out) or is_under(out, d) for d in deps for out in outs))
-    return {job.name: job for job in jobs}, ups
+        ups[job.name] = reads([d for sibling in siblings for d in sibling.deps], names)
+        own_ups[job.name] = reads(job.deps, names)
+    return {job.name: job for job in jobs}, ups, own_ups
 
 
-def _transitive(params: dict, inst: StageInstance, own) -> list[str]:
-    """`own(job)` of every job upstream of `inst`, deepest first, each value once."""
+def _transitive(params: dict, inst: StageInstance, own, per_item: bool = False) -> list[str]:
+    """`own(job)` of every job upstream of `inst`, deepest first, each value once
+    (`per_item`: following each job's own deps, not its stage's union)."""
+    by_name, ups, own_ups = _dag(_frozen(params))
     seen: list[str] = []
-    for up in upstream(params, inst):
-        for value in _transitive(params, up, own) + list(own(up)):
+    for name in (own_ups if per_item else ups)[inst.name]:
+        up = by_name[name]
+        for value in _transitive(params, up, own, per_item) + list(own(up)):
             if value not in seen:
                 seen.append(value)
     return seen
@@ -491,8 +501,9 @@ def upstream_sources(params: dict, inst: StageInstance) -> list[str]:
 
     DVC declares them on the downstream stage too, as it does upstream params: a
     changed raw file then makes `dvc status` name prepare *and* everything that will
-    consume its new output, the answer Snakemake gives from mtimes."""
-    return _transitive(params, inst, lambda job: job.fingerprinted)
+    consume its new output, the answer Snakemake gives from mtimes. Per item: gather@rafdb
+    reads RAF-DB's partitions only."""
+    return _transitive(params, inst, lambda job: job.fingerprinted, per_item=True)
 
 
 def param_values(params: dict, inst: StageInstance) -> dict:
