@@ -36,4 +36,4 @@ dag: $(STAMP)
 
 ## remove everything the pipeline generated (keeps .venv)
 clean:
-	rm -rf data models reports logs .snakemake .fer mlflow.db mlartifacts
+	rm -rf data models reports logs .snakemake .fer mlflow.db mlflow.db.lock mlartifacts

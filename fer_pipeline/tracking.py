@@ -9,6 +9,7 @@ tagged with its stage, the git commit, the pipeline id shared by all stages of o
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import time
@@ -57,13 +58,31 @@ def _with_retries(fn, attempts: int = 5):
 
 
 @contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """One process at a time opens a SQLite store: the first open migrates the schema,
+    and two migrations racing leave a half-built table behind that no retry repairs."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] | None = None) -> Iterator:
     """Open an MLflow run for one stage job; yields the `mlflow` module."""
     import mlflow  # imported lazily: it costs seconds and only stages need it
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(params))
-    experiment_id = _with_retries(lambda: _experiment_id(mlflow, params))
+    with _store_lock(tracking_uri(params)):
+        experiment_id = _with_retries(lambda: _experiment_id(mlflow, params))
     tags = {
         "stage": inst.stage.name,
         "job": inst.name,

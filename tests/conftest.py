@@ -36,8 +36,6 @@ def tiny_params() -> dict:
                                         "d_model": 8, "layers": 1, "heads": 2, "ff_dim": 16, "threads": 1,
                                         "log_every": 1, "checkpoint_every": 1})
     params["temporal"]["evaluate"]["postprocess"]["window"] = 3
-    for name, ds in params["datasets"].items():  # scatter/gather exercised on rafdb alone: fewer jobs
-        ds["parts"] = 2 if name == "rafdb" else 1
     return params
 
 

@@ -85,7 +85,8 @@ def test_snakemake_run_then_both_tools_agree(tmp_path):
     jobs = sorted(r.data.tags["job"] for r in runs)
     assert jobs == ["evaluate@meta", "evaluate@supervised", "evaluate_temporal", "extract_features", "finetune",
                     "gather@affectnet", "gather@affwild2", "gather@ms1m", "gather@rafdb", "gather@webface",
-                    "generate", "mine_pseudo", "prepare@affectnet-0", "prepare@affwild2-0", "prepare@ms1m-0",
+                    "generate", "mine_pseudo", "prepare@affectnet-0", "prepare@affwild2-0", "prepare@affwild2-1",
+                    "prepare@ms1m-0",
                     "prepare@rafdb-0", "prepare@rafdb-1", "prepare@webface-0", "report", "train_meta",
                     "train_supervised", "train_temporal"]
     for name in ("affectnet", "affwild2", "webface"):  # FaceSynth writes all five formats; the readers take them
