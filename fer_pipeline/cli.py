@@ -75,7 +75,7 @@ def cmd_prepare(params: dict, args) -> None:
     with stage_run(params, inst) as mlflow:
         manifest = prepare_dataset(args.dataset, ds["format"], ds["root"], out_dir, prep["image_size"],
                                    prep["jpeg_quality"], prep["row_group_size"], prep["rows_per_shard"],
-                                   part=Partition(args.part, ds["parts"]))
+                                   part=Partition(args.part, ds["parts"]), workers=prep["workers"])
         mlflow.log_metrics({"inputs": manifest["inputs"], "kept": manifest["kept"], "rejected": manifest["rejected"]})
         mlflow.log_artifact(str(out_dir / "manifest.json"))
     write_stamp(params, inst, {"content_digest": manifest["content_digest"], "source_fingerprints": fingerprints})

@@ -101,3 +101,39 @@ def test_rerun_replaces_output_atomically(faulty_rafdb, tmp_path):
     (out / "stale.txt").write_text("from an earlier run")
     prepare_dataset("rafdb", "rafdb_basic", str(faulty_rafdb), out, 112, 90, 2, 100)
     assert not (out / "stale.txt").exists()
+
+
+def test_workers_give_identical_output_in_reader_order(tmp_path, monkeypatch):
+    """workers=2 (spawned pool, several chunks in flight) writes byte for byte what
+    workers=1 (inline) writes, rejects included, in reader order."""
+    from fer_pipeline.prep import pool
+
+    root = tmp_path / "rafdb"
+    lines, images = [], {}
+    for i in range(1, 41):
+        name = f"train_{i:05d}.jpg"
+        lines.append(f"{name} {i % 7 + 1}")
+        if i % 9 == 0:
+            images[f"train_{i:05d}_aligned.jpg"] = b"\xff\xd8 not a jpeg"        # corrupt_image, in a worker
+        elif i % 11 != 0:                                                      # i % 11 == 0: missing_file
+            images[f"train_{i:05d}_aligned.jpg"] = _jpeg(i)
+    lines += ["train_00099.jpg 9", "test_0001.jpg 5", "train_x/../../../../../etc/passwd.jpg 3"]
+    images["test_0001_aligned.jpg"] = _jpeg(100)
+    _write_rafdb(root, lines, images)
+    monkeypatch.setattr(pool, "CHUNK_SIZE", 4)  # many chunks, more than 2 x workers of them in flight
+    started = []
+    real_executor = pool.ProcessPoolExecutor
+    monkeypatch.setattr(pool, "ProcessPoolExecutor", lambda *a, **kw: started.append(a) or real_executor(*a, **kw))
+
+    one = prepare_dataset("rafdb", "rafdb_basic", str(root), tmp_path / "w1", 64, 90, 4, 16, workers=1)
+    assert not started, "workers=1 crops inline"
+    two = prepare_dataset("rafdb", "rafdb_basic", str(root), tmp_path / "w2", 64, 90, 4, 16, workers=2)
+    assert started == [(2,)], "workers=2 ran the pool"
+    assert one == two
+    assert one["rejected_per_reason"] == {"corrupt_image": 4, "missing_file": 3, "path_outside_root": 1,
+                                          "unknown_label": 1}
+    assert one["kept"] == 34 and len(one["shards"]) == 3
+    files = sorted(p.name for p in (tmp_path / "w1").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "w2").iterdir())
+    for name in files:
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes(), name

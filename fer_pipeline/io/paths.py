@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -9,9 +11,22 @@ class PathOutsideRootError(ValueError):
     """A list or CSV entry points outside its dataset root (e.g. '../../etc/passwd')."""
 
 
+@lru_cache(maxsize=64)
+def _resolved_root(root: str, cwd: str) -> str:
+    # Keyed by the working directory too: a relative root means another folder after a chdir.
+    return os.path.realpath(os.path.join(cwd, root))
+
+
 def safe_join(root: str | Path, relative: str) -> Path:
-    root = Path(root).resolve()
-    candidate = (root / relative).resolve()
-    if Path(relative).is_absolute() or (candidate != root and root not in candidate.parents):
-        raise PathOutsideRootError(f"{relative!r} resolves outside the dataset root {root}")
-    return candidate
+    """`root/relative` with every symlink and `..` resolved; PathOutsideRootError when
+    that lands outside the (resolved) root. The root is resolved once per process, not
+    once per entry: readers call this for every line of a list."""
+    root = os.fspath(root)
+    resolved_root = _resolved_root(root, "" if os.path.isabs(root) else os.getcwd())
+    if os.path.isabs(relative):
+        raise PathOutsideRootError(f"{relative!r} resolves outside the dataset root {resolved_root}")
+    candidate = os.path.realpath(os.path.join(resolved_root, relative))
+    inside = resolved_root if resolved_root.endswith(os.sep) else resolved_root + os.sep  # root may be "/"
+    if candidate != resolved_root and not candidate.startswith(inside):
+        raise PathOutsideRootError(f"{relative!r} resolves outside the dataset root {resolved_root}")
+    return Path(candidate)

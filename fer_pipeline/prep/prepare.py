@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from fer_pipeline.io.partition import WHOLE, Partition
 from fer_pipeline.io.readers import reader_for
-from fer_pipeline.io.records import RawRecord, Reject
+from fer_pipeline.io.records import Reject
 from fer_pipeline.prep.align import BadLandmarksError, align_face, template_landmarks
+from fer_pipeline.prep.pool import crop_in_order
 from fer_pipeline.prep.shards import ShardWriter, replace_dir, write_rejects
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def crop_with_landmarks(data: bytes, landmarks5, size: int, quality: int) -> tup
 
 
 def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: int, jpeg_quality: int,
-                    row_group_size: int, rows_per_shard: int, part: Partition = WHOLE) -> dict:
+                    row_group_size: int, rows_per_shard: int, part: Partition = WHOLE, workers: int = 1) -> dict:
     """Write shards, rejects and manifest for one partition of a dataset into `out_dir`;
     returns the manifest."""
     out_dir = Path(out_dir)
@@ -88,13 +89,11 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
     by_class: dict[str, Counter] = defaultdict(Counter)
     digest = hashlib.sha256()
     inputs = 0
-    for item in tqdm(reader_for(fmt)(root, part=part), desc=f"prepare {name} ({part})", unit="img", mininterval=2.0):
+    records = tqdm(reader_for(fmt)(root, part=part), desc=f"prepare {name} ({part})", unit="img", mininterval=2.0)
+    for item, row in crop_in_order(records, workers, image_size, jpeg_quality):  # reader order, any `workers`
         inputs += 1
-        if isinstance(item, Reject):
-            rejects.append(item.__dict__)
-            continue
-        row = _row_or_reject(item, image_size, jpeg_quality, rejects)
-        if row is None:
+        if isinstance(row, Reject):
+            rejects.append(row.__dict__)
             continue
         writer.add(row)
         kept[item.split] += 1
@@ -128,32 +127,3 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
     replace_dir(tmp, out_dir)
     log.info("%s (%s): %d inputs -> %d kept, %d rejected %s", name, part, inputs, manifest["kept"], len(rejects), dict(reasons))
     return manifest
-
-
-def _row_or_reject(item: RawRecord, size: int, quality: int, rejects: list[dict]) -> dict | None:
-    try:
-        data = item.load()
-    except FileNotFoundError:
-        rejects.append(Reject(item.source, item.split, "missing_file", "file listed but not on disk").__dict__)
-        return None
-    except OSError as exc:
-        rejects.append(Reject(item.source, item.split, "unreadable_file", str(exc)).__dict__)
-        return None
-    try:
-        if item.landmarks5 is not None:
-            image, landmarks = crop_with_landmarks(data, item.landmarks5, size, quality)
-        else:
-            image, landmarks = crop_aligned(data, size, quality)
-    except CropError as exc:
-        rejects.append(Reject(item.source, item.split, exc.reason, str(exc)).__dict__)
-        return None
-    return {
-        "image": image,
-        "label": item.label,
-        "identity": item.identity,
-        "split": item.split,
-        "source": item.source,
-        "landmarks5": landmarks.reshape(-1).tolist(),
-        "video": item.video,
-        "frame": item.frame,
-    }
