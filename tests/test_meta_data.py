@@ -1,4 +1,4 @@
-"""Smp balanced subsets and the Face2Exp augmentations."""
+"""Smp balanced subsets, the Face2Exp augmentations and per-sample seeding."""
 
 from collections import Counter
 
@@ -9,6 +9,7 @@ import torch
 from fer_pipeline.meta.augment import REGIONS, WeakStrongViews, cover, region_box
 from fer_pipeline.meta.smp import balanced_subset, read_index, write_index
 from fer_pipeline.prep.align import template_landmarks
+from fer_pipeline.train.data import seeded_cpu_rng
 
 
 def test_balanced_subset_is_balanced_capped_and_deterministic():
@@ -69,3 +70,20 @@ def test_cover_grid_has_one_tile_per_region():
     grid = cover_grid([img, img], [template_landmarks(112)] * 2)
     assert grid.shape == (224, 112 * (1 + len(REGIONS)), 3)
     assert (grid[:112, :112] == 0).all() and (grid[:112, 112:] == 128).any()
+
+
+def test_seeded_cpu_rng_draws_like_manual_seed_and_restores_the_outer_stream():
+    torch.manual_seed(123)
+    expected_outer = torch.rand(3)
+    torch.manual_seed(7)
+    reference = torch.rand(4)
+
+    torch.manual_seed(123)
+    with seeded_cpu_rng(7):
+        inside = torch.rand(4)
+    outer = torch.rand(3)
+    assert torch.equal(inside, reference), "same draws as torch.manual_seed(7)"
+    assert torch.equal(outer, expected_outer), "the surrounding stream continues as if untouched"
+    with seeded_cpu_rng(8):
+        other = torch.rand(4)
+    assert not torch.equal(other, reference)

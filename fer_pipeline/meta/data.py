@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fer_pipeline.meta.augment import WeakStrongViews
-from fer_pipeline.train.data import decode_rgb, epoch_generator, read_split, sample_seed
+from fer_pipeline.train.data import decode_rgb, epoch_generator, read_split, sample_seed, seeded_cpu_rng
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):
@@ -71,7 +71,6 @@ class PoolViews(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         index, epoch = key
         image = decode_rgb(self.images[index], self.sources[index])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+        with seeded_cpu_rng(sample_seed(self.seed, epoch, index)):
             weak, strong = self.views(image, self.landmarks[index])
         return weak, strong, index
