@@ -78,3 +78,20 @@ def test_balanced_sampler_equalises_classes():
     drawn = torch.tensor(list(EpochSampler(targets, seed=0, balanced=True)))
     share_minority = (targets[drawn] == 1).float().mean().item()
     assert 0.45 < share_minority < 0.55  # 5 % of the data, half of the draws
+
+
+def test_decode_rgb_gives_the_rgb_pixels_and_names_a_bad_row():
+    import cv2
+    import numpy as np
+
+    from fer_pipeline.train.data import decode_rgb
+
+    bgr = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    data = cv2.imencode(".jpg", bgr)[1].tobytes()
+    decoded_bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = decode_rgb(data, "shard-0000.parquet#3")
+    assert image.shape == (3, 20, 30) and image.dtype == torch.uint8
+    assert torch.equal(image[0], torch.from_numpy(decoded_bgr[:, :, 2].copy())), "channel 0 is red"
+    assert torch.equal(image[2], torch.from_numpy(decoded_bgr[:, :, 0].copy()))
+    with pytest.raises(ValueError, match="shard-0000.parquet#3"):
+        decode_rgb(b"not a jpeg", "shard-0000.parquet#3")
