@@ -295,3 +295,26 @@ def test_align_face_matches_insightface_estimate_norm_on_noisy_points():
 def test_align_face_rejects_degenerate_points(points):
     with pytest.raises(BadLandmarksError):
         align_face(np.zeros((50, 50, 3), np.uint8), points, 112)
+
+
+@pytest.mark.parametrize("text, ok", [
+    (";".join(["1.5"] * 136), True),
+    (";".join(["1.5"] * 136) + ";", True),              # trailing separator
+    (" ; ".join(["2"] * 136), True),                    # blanks around values
+    (";".join(["1.5"] * 134), False),                   # 67 points
+    (";".join(["1.5"] * 135 + ["nan"]), False),
+    (";".join(["inf"] + ["1.5"] * 135), False),
+    (";".join(["1e308"] * 2 + ["-inf"] + ["1"] * 133), False),
+    (";".join(["1.5"] * 68 + ["x"] + ["1.5"] * 67), False),
+    ("", False),
+])
+def test_affectnet_landmark_strings(text, ok):
+    from fer_pipeline.io.affectnet import _RowError, parse_landmarks
+
+    if ok:
+        points = parse_landmarks(text)
+        assert len(points) == 68 and all(len(p) == 2 for p in points)
+    else:
+        with pytest.raises(_RowError) as err:
+            parse_landmarks(text)
+        assert err.value.reason == "bad_landmarks"

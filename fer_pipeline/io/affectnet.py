@@ -50,12 +50,15 @@ def five_from_68(points: list[tuple[float, float]]) -> tuple[tuple[float, float]
 
 def parse_landmarks(text: str) -> list[tuple[float, float]]:
     """`x0;y0;x1;y1;...` -> 68 (x, y) points, or _RowError('bad_landmarks')."""
-    parts = [p for p in text.strip().split(";") if p.strip()]
+    parts = text.split(";")
+    if parts and not parts[-1].strip():  # a trailing ';'
+        parts.pop()
     try:
-        values = [float(p) for p in parts]
+        values = list(map(float, parts))  # float() ignores surrounding blanks
     except ValueError:
         raise _RowError("bad_landmarks", f"non-numeric value in facial_landmarks {text[:60]!r}") from None
-    if len(values) != 136 or not all(math.isfinite(v) for v in values):
+    # The sum is finite only if every value is (nan and inf propagate): one check per row.
+    if len(values) != 136 or not math.isfinite(sum(values)):
         raise _RowError("bad_landmarks", f"expected 136 finite numbers (68 points), got {len(values)} values")
     return list(zip(values[0::2], values[1::2]))
 
