@@ -22,9 +22,10 @@ run: $(STAMP)
 	snakemake --cores all
 	fer summary
 
-## the test suite (.ci/run calls exactly this)
+## the test suite (.ci/run calls exactly this): one pytest worker per core, a test
+## file per worker at a time (the two DAG integration tests sit in separate files)
 test: $(STAMP)
-	python -m pytest -q
+	python -m pytest -q -n auto --dist loadfile
 
 ## browse the MLflow runs at http://127.0.0.1:5000
 ui: $(STAMP)

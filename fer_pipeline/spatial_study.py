@@ -29,10 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_pipeline.atomic import write_json
-from fer_pipeline.eval.evaluate import evaluate
-from fer_pipeline.meta.train import train_meta
-from fer_pipeline.train.finetune import finetune_config
-from fer_pipeline.train.supervised import train_supervised
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +117,11 @@ class SeedStudy:
         return cfg
 
     def train(self, run: StudyRun, run_dir: Path) -> dict:
+        # Trainers imported here: the report reads this module's table layout without torch.
+        from fer_pipeline.meta.train import train_meta
+        from fer_pipeline.train.finetune import finetune_config
+        from fer_pipeline.train.supervised import train_supervised
+
         tracker = PrefixedTracker(self.mlflow, run.name)
         if run.kind == "supervised":
             return train_supervised(self.supervised_cfg(), self.labeled_dir, run_dir, run_dir / "ckpt", tracker)
@@ -142,6 +143,8 @@ class SeedStudy:
         if done.exists():
             log.info("%s: finished earlier in this job's work folder, reused", run.name)
             return json.loads(done.read_text(encoding="utf-8"))
+        from fer_pipeline.eval.evaluate import evaluate
+
         t0 = time.time()
         self.train(run, run_dir)
         results = {}

@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from fer_pipeline.params import select
 
@@ -131,7 +131,21 @@ def _substitute(template: str, subs: dict[str, str]) -> str:
 
 
 def is_under(path: str, root: str) -> bool:
-    return PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
+    """`path` is `root` or inside it (relative POSIX paths, as params and dvc.yaml write them).
+
+    On strings, not PurePosixPath: the DAG asks this ~17 000 times per `fer` call, which
+    cost every stage over half a second."""
+    path, root = _normalized(path), _normalized(root)
+    if root in (".", "/"):  # the working folder holds every relative path, "/" every absolute one
+        return path.startswith("/") == (root == "/")
+    return path == root or path.startswith(root + "/")
+
+
+@lru_cache(maxsize=4096)
+def _normalized(path: str) -> str:
+    # PurePosixPath's reading of a path: no empty or "." parts, no trailing slash; ".." kept.
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts) or "."
 
 
 # Stage groups beyond the main DAG: the Snakemake target that builds each, and the

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,3 +77,42 @@ def make_project_copy(dest: Path, params: dict) -> Path:
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
+
+
+# ---- asking both tools what is outdated (integration tests) ----
+
+def snakemake_plan(proj) -> set[str]:
+    """Rules `snakemake -n` would run (empty when there is nothing to do)."""
+    proc = run(["snakemake", "-n"], proj)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return set()
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m for m in re.findall(r"^(\w+)\s+\d+\s*$", table, re.M)} - {"all", "job"}
+
+
+def dvc_outdated(proj, dvc_file: str = "dvc.yaml") -> set[str]:
+    """Stages of one dvc.yaml that `dvc status` reports (the spatial study has its own file)."""
+    status = json.loads(run(["dvc", "status", "--json", dvc_file], proj).stdout or "{}")
+    return {name.rpartition(":")[2].split("@")[0] for name in status}
+
+
+def set_param(proj, dotted: str, value) -> None:
+    path = proj / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    node = params
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def mlflow_runs(proj):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{proj / 'mlflow.db'}")
+    experiments = client.search_experiments()
+    assert [e.name for e in experiments if e.name != "Default"] == ["fer-pipeline"]
+    exp = next(e for e in experiments if e.name == "fer-pipeline")
+    return client.search_runs([exp.experiment_id], max_results=1000)

@@ -107,3 +107,18 @@ def test_dvc_yaml_check_detects_drift(tmp_path):
         proc = run(check, tmp_path, check=False)
         assert proc.returncode != 0 and "out of date" in proc.stderr and spec["dvc_file"] in proc.stderr
         path.write_text(good)
+
+
+def test_is_under_reads_paths_as_pathlib_does():
+    """The DAG's containment test works on strings for speed; pathlib is the reference."""
+    from pathlib import PurePosixPath
+
+    from fer_pipeline.stages import is_under
+
+    paths = ["data/prepared", "data/prepared/rafdb", "data/prepared/rafdb/", "./data/prepared/rafdb/parts/0",
+             "data/prepared_old", "data//prepared/rafdb", "models/_stage.json", "models", ".", "", "..", "../data",
+             "/abs/data", "/abs", "/"]
+    for path in paths:
+        for root in paths:
+            expected = PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
+            assert is_under(path, root) == expected, (path, root)

@@ -20,8 +20,10 @@ from fer_pipeline.models.factory import build_model
 from fer_pipeline.prep.prepare import prepare_dataset
 from fer_pipeline.synth.world import World
 from fer_pipeline.synth.writers import write_affwild2_expr
-from fer_pipeline.temporal.evaluate import ROWS, evaluate_temporal
-from fer_pipeline.temporal.features import extract_features, read_videos
+from fer_pipeline.temporal.evaluate import evaluate_temporal
+from fer_pipeline.temporal.feature_table import read_videos
+from fer_pipeline.temporal.features import extract_features
+from fer_pipeline.temporal.report import ROWS
 from fer_pipeline.temporal.predict import UnreadableInputError, predict_video
 from fer_pipeline.temporal.train import train_temporal, train_variant
 from fer_pipeline.train.supervised import save_bundle

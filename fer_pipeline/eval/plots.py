@@ -10,7 +10,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless: stages run on servers
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import ConfusionMatrixDisplay
 
 
 def save_figure(fig, path: Path) -> None:
@@ -21,6 +20,8 @@ def save_figure(fig, path: Path) -> None:
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> None:
+    from sklearn.metrics import ConfusionMatrixDisplay  # here: sklearn costs seconds to import, most plots skip it
+
     cm = np.asarray(matrix, dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # rows: true class, sum to 1
     fig, ax = plt.subplots(figsize=(6.5, 5.5))

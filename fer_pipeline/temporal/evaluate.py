@@ -19,18 +19,10 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from fer_pipeline.temporal.postprocess import majority_smooth
+from fer_pipeline.temporal.report import ROWS
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows, merge_window_logits
 
 log = logging.getLogger(__name__)
-
-# Table rows: (name, variant whose logits it uses, post-processed?). The last row is
-# not in the paper: it shows what voting alone does to frame-level predictions.
-ROWS = (
-    ("frame-level", "frame", False),
-    ("+ temporal encoder", "temporal", False),
-    ("+ post-processing", "temporal", True),
-    ("frame-level + post-processing (control)", "frame", True),
-)
 
 
 @torch.no_grad()
@@ -143,7 +135,7 @@ def evaluate_temporal(models_dir: str | Path, features_dir: str | Path, out_dir:
     table.md, predictions.csv (first seed) and plots into `out_dir`."""
     from fer_pipeline.atomic import write_json, write_text
     from fer_pipeline.report import DEMO_NOTE
-    from fer_pipeline.temporal.features import read_videos
+    from fer_pipeline.temporal.feature_table import read_videos
     from fer_pipeline.temporal.report import build_table, plot_confusion_summed, plot_table, plot_timeline, to_markdown
     from fer_pipeline.temporal.train import VARIANTS, load_encoder
 

@@ -25,22 +25,12 @@ from tqdm import tqdm
 
 from fer_pipeline.labels import ClassSet
 from fer_pipeline.prep.shards import replace_dir, shard_paths
+from fer_pipeline.temporal.feature_table import feature_schema
 from fer_pipeline.train.data import build_transform, decode_rgb
 from fer_pipeline.train.device import autocast, pick_device
 from fer_pipeline.train.supervised import load_bundle
 
 log = logging.getLogger(__name__)
-
-
-def feature_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("video", pa.string(), nullable=False),
-        pa.field("frame", pa.int32(), nullable=False),
-        pa.field("split", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("label", pa.int16(), nullable=False),
-        pa.field("feature", pa.list_(pa.float32(), dim), nullable=False),
-    ])
 
 
 class FrameEmbedder:
@@ -133,25 +123,3 @@ def extract_features(student_dir: str | Path, dataset_dir: str | Path, out_dir: 
     shutil.rmtree(work, ignore_errors=True)  # complete: nothing left to resume
     log.info("features: %d frames, dim %d, %s", manifest["rows"], manifest["dim"], manifest["rows_per_split"])
     return manifest
-
-
-def read_videos(features_dir: str | Path, split: str):
-    """The split's videos as VideoFeatures, in video-name order (frames sorted)."""
-    from fer_pipeline.temporal.windows import VideoFeatures
-
-    paths = sorted(Path(features_dir).glob("features-*.parquet"))
-    if not paths:
-        raise FileNotFoundError(f"no features-*.parquet in {features_dir}: run `fer extract-features` first")
-    table = pa.concat_tables(pq.read_table(p, filters=[("split", "=", split)]) for p in paths)
-    if table.num_rows == 0:
-        raise ValueError(f"{features_dir}: split {split!r} has no frames")
-    videos = np.asarray(table.column("video").to_pylist())
-    frames = table.column("frame").to_numpy()
-    labels = table.column("label").to_numpy().astype(np.int64)
-    feats = table.column("feature").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
-    out = []
-    for name in sorted(set(videos.tolist())):
-        rows = np.flatnonzero(videos == name)
-        rows = rows[np.argsort(frames[rows], kind="stable")]
-        out.append(VideoFeatures(name, frames[rows].astype(np.int64), feats[rows].astype(np.float32), labels[rows]))
-    return out

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from fer_pipeline.atomic import write_json
 from fer_pipeline.prep.shards import replace_dir
-from fer_pipeline.temporal.features import read_videos
+from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.model import TemporalEncoder
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows
 from fer_pipeline.train import checkpoint
