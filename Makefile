@@ -23,9 +23,10 @@ run: $(STAMP)
 	fer summary
 
 ## the test suite (.ci/run calls exactly this): one pytest worker per core, a test
-## file per worker at a time (the two DAG integration tests sit in separate files)
+## file per worker at a time, in collection order: the two DAG integration tests (separate
+## files, collected first by tests/conftest.py) start at once, the short files fill in
 test: $(STAMP)
-	python -m pytest -q -n auto --dist loadfile
+	python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 ## browse the MLflow runs at http://127.0.0.1:5000
 ui: $(STAMP)

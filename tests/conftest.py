@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin: fer, snakemake, dvc
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """The DAG integration tests first (stable otherwise): with pytest-xdist handing out
+    files in collection order (`--no-loadscope-reorder`), the two longest files start at
+    once on separate workers and the short ones fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+
+
 def tiny_params() -> dict:
     """params.yaml shrunk so the whole DAG runs in well under a minute."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
