@@ -14,6 +14,7 @@ per seed and their mean.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -24,19 +25,25 @@ import torch
 import yaml
 
 from fer_pipeline.labels import ClassSet
+from fer_pipeline.params import ParamsError, load, validate
 from fer_pipeline.temporal.evaluate import evaluate_seed
 from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.train import VARIANTS, train_variant
 from fer_pipeline.train.device import set_threads
 
 
-def parse_setting(text: str, base: dict) -> tuple[str, dict]:
-    """`temporal.train.key=value` -> (label, a copy of base with that key replaced)."""
+def parse_setting(text: str, params: dict) -> tuple[str, dict]:
+    """`temporal.train.key=value` -> (label, that `temporal.train`), checked against the
+    params schema like params.yaml itself, so a misspelt key or value is named, not ignored."""
     key, _, value = text.partition("=")
     field = key.removeprefix("temporal.train.")
-    if field not in base:
-        sys.exit(f"--set {text}: temporal.train has no key {field!r}")
-    return text, dict(base, **{field: yaml.safe_load(value)})
+    varied = copy.deepcopy(params)
+    varied["temporal"]["train"][field] = yaml.safe_load(value)
+    try:
+        validate(varied, f"--set {text}")
+    except ParamsError as exc:
+        sys.exit(str(exc))
+    return text, dict(varied["temporal"]["train"], resume=False)
 
 
 def score(cfg: dict, fit: list, held: list, classes: list[str], seeds: list[int], evaluate_cfg: dict) -> dict:
@@ -65,19 +72,26 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--set", action="append", default=[], dest="settings")
     args = ap.parse_args()
-    temporal = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))["temporal"]
+    try:
+        params = load(args.params)
+    except ParamsError as exc:
+        sys.exit(str(exc))
+    temporal = params["temporal"]
     features = args.features or f"{temporal['features']['out_dir']}/{temporal['features']['dataset']}"
     base = dict(temporal["train"], resume=False)
     set_threads(base["threads"])
     classes = list(ClassSet.named(temporal["features"]["class_set"]).classes)
-    videos = read_videos(features, "train")
+    settings = [("params.yaml", base)] + [parse_setting(s, params) for s in args.settings]
+    try:
+        videos = read_videos(features, "train")
+    except (FileNotFoundError, ValueError) as exc:
+        sys.exit(str(exc))
     if not 0 < args.holdout < len(videos):
         sys.exit(f"--holdout {args.holdout}: the training split has {len(videos)} videos")
     # A fixed draw, so every setting is scored on the same held-out videos.
     order = np.random.default_rng(0).permutation(len(videos))
     held = [videos[i] for i in sorted(order[:args.holdout])]
     fit = [videos[i] for i in sorted(order[args.holdout:])]
-    settings = [("params.yaml", base)] + [parse_setting(s, base) for s in args.settings]
     print(json.dumps({
         "what": "temporal variants trained on the other training videos, scored on held-out training videos",
         "features": features, "held_out_videos": [v.video for v in held], "fit_videos": len(fit),
