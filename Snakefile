@@ -1,13 +1,13 @@
 # fer-pipeline: raw datasets -> aligned crops -> trained, evaluated FER models.
 # Thin by design: every rule reads its inputs, outputs and command from
-# fer_pipeline/stages.py (the stage list dvc.yaml is rendered from) and runs a `fer` command.
+# fer_pipeline/dag/stages/ (the stage list dvc.yaml is rendered from) and runs a `fer` command.
 
 import os
 
 from snakemake.utils import validate
 
-from fer_pipeline.provenance import new_pipeline_id
-from fer_pipeline.snakemake_support import Rules
+from fer_pipeline.dag.provenance import new_pipeline_id
+from fer_pipeline.dag.snakemake_rules import Rules
 
 
 configfile: "params.yaml"
@@ -19,13 +19,12 @@ RULES = Rules(config)
 os.environ.setdefault("FER_PIPELINE_ID", new_pipeline_id())
 
 
-include: "workflow/rules/synth.smk"
-include: "workflow/rules/prepare.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/temporal.smk"
-include: "workflow/rules/report.smk"
-include: "workflow/rules/spatial.smk"
+include: "workflow/rules/reporting.smk"
+include: "workflow/rules/studies.smk"
 
 
 rule all:

@@ -65,8 +65,8 @@ def load_params() -> dict:
 
 def write_dataset(root: Path, images: int, gen: dict) -> None:
     """FaceSynth AffectNet with `images` photos in all (a tenth of them in the balanced test split)."""
-    from fer_pipeline.synth.world import AFFECTNET_PRIOR, World
-    from fer_pipeline.synth.writers import write_affectnet_manual
+    from fer_pipeline.data.synth.world import AFFECTNET_PRIOR, World
+    from fer_pipeline.data.synth.writers import write_affectnet_manual
 
     marker = root / "bench.json"
     want = {"images": images, "seed": gen["seed"], "render_size": gen["render_size"],
@@ -88,7 +88,7 @@ def write_dataset(root: Path, images: int, gen: dict) -> None:
 def write_scaled(base: Path, root: Path, scale: int) -> None:
     """`scale` copies of every record of `base`: hard links (same bytes, other names)
     and each CSV row repeated with its copy's path."""
-    from fer_pipeline.io.affectnet import IMAGES_DIR, SPLIT_FILES
+    from fer_pipeline.data.io.affectnet import IMAGES_DIR, SPLIT_FILES
 
     marker = root / "bench.json"
     want = {"base": json.loads((base / "bench.json").read_text()), "scale": scale}
@@ -129,9 +129,9 @@ def warm_page_cache(root: Path) -> None:
 
 def crop_jobs(root: Path) -> list[tuple[str, object]]:
     """(path, 2x3 warp matrix) of every record prepare would crop, in reader order."""
-    from fer_pipeline.io.affectnet import read_affectnet_manual
-    from fer_pipeline.io.records import RawRecord
-    from fer_pipeline.prep.align import BadLandmarksError, similarity_to_template
+    from fer_pipeline.data.io.affectnet import read_affectnet_manual
+    from fer_pipeline.data.io.records import RawRecord
+    from fer_pipeline.data.prep.align import BadLandmarksError, similarity_to_template
 
     size = load_params()["prepare"]["image_size"]
     jobs = []
@@ -191,7 +191,7 @@ def time_floor(jobs: list, processes: int, size: int, quality: int) -> float:
 
 
 def time_prepare(root: Path, out: Path, workers: int) -> tuple[float, dict]:
-    from fer_pipeline.prep.prepare import prepare_dataset
+    from fer_pipeline.data.prep.prepare import prepare_dataset
 
     prep = load_params()["prepare"]
     shutil.rmtree(out, ignore_errors=True)  # not timed: replacing an old output
@@ -205,7 +205,7 @@ def time_prepare(root: Path, out: Path, workers: int) -> tuple[float, dict]:
 
 def export_imagefolder(prepared: Path, out: Path, class_set) -> int:
     """The train split's crops as `<label>/<n>.jpg`, the shard's own JPEG bytes."""
-    from fer_pipeline.train.data import read_split
+    from fer_pipeline.data.datasets import read_split
 
     shutil.rmtree(out, ignore_errors=True)
     table = read_split(prepared, "train", columns=("image", "label"))
@@ -241,7 +241,7 @@ def bench_loaders(prepared: Path, folder: Path, cfg: dict, class_set, epochs: in
     from torchvision import datasets
     from torchvision.transforms import v2
 
-    from fer_pipeline.train.data import FaceShardDataset, build_transform
+    from fer_pipeline.data.datasets import FaceShardDataset, build_transform
 
     torch.set_num_threads(1)  # the main process only collates; the DataLoader workers decode
     rates = {"dataset": [], "imagefolder": []}
@@ -318,8 +318,8 @@ def main() -> None:
         child_prepare(root, out, int(workers))
         return
 
-    from fer_pipeline.labels import ClassSet
-    from fer_pipeline.prep.pool import resolve_workers
+    from fer_pipeline.common.labels import ClassSet
+    from fer_pipeline.data.prep.pool import resolve_workers
 
     load_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews every figure
     params = load_params()

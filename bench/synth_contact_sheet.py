@@ -15,8 +15,8 @@ import time
 import cv2
 import numpy as np
 
-from fer_pipeline.synth.expressions import EXPRESSIONS, expression_aus
-from fer_pipeline.synth.render import render_face, sample_identity, sample_nuisance
+from fer_pipeline.data.synth.expressions import EXPRESSIONS, expression_aus
+from fer_pipeline.data.synth.render import render_face, sample_identity, sample_nuisance
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:

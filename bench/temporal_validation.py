@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import yaml
 
-from fer_pipeline.labels import ClassSet
-from fer_pipeline.params import ParamsError, load, validate
+from fer_pipeline.common.labels import ClassSet
+from fer_pipeline.common.params import ParamsError, load, validate
 from fer_pipeline.temporal.evaluate import evaluate_seed
 from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.train import VARIANTS, train_variant

@@ -104,6 +104,12 @@ def dvc_outdated(proj, dvc_file: str = "dvc.yaml") -> set[str]:
     return {name.rpartition(":")[2].split("@")[0] for name in status}
 
 
+def fer_outdated(proj) -> set[str]:
+    """Stages `fer status` names as outdated."""
+    out = run(["fer", "status"], proj).stdout
+    return {line.split()[0].split("@")[0] for line in out.splitlines() if line.endswith("OUTDATED")}
+
+
 def set_param(proj, dotted: str, value) -> None:
     path = proj / "params.yaml"
     params = yaml.safe_load(path.read_text())

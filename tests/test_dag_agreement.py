@@ -5,18 +5,21 @@ import re
 import networkx as nx
 import yaml
 
-from conftest import REPO, run
-from fer_pipeline import params as params_mod
-from fer_pipeline.dvcgen import render_dvc_yaml
-from fer_pipeline.stages import GROUPS, instances
+from conftest import REPO, make_project_copy, run
+from fer_pipeline.common import params as params_mod
+from fer_pipeline.dag.dvc_render import render_dvc_yaml
+from fer_pipeline.dag.lineage import instances
+from fer_pipeline.dag.stages import GROUPS
 
 ALL_TARGETS = [spec["target"] for spec in GROUPS.values()]
 
 
 def test_dvc_yaml_is_rendered_from_the_stage_list():
     params = params_mod.load(REPO / "params.yaml")
-    for group, spec in GROUPS.items():
-        assert (REPO / spec["dvc_file"]).read_text() == render_dvc_yaml(params, group), "run `fer dvc-yaml`"
+    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(params, "main"), "run `fer dvc-yaml`"
+    # A study's dvc.yaml is rendered on demand, so a bare `dvc status` never lists a study nobody ran.
+    tracked = run(["git", "ls-files", "workflow/studies"], REPO).stdout.split()
+    assert not [path for path in tracked if path.endswith(("dvc.yaml", "dvc.lock"))]
 
 
 def _snakemake_jobs(cwd, target="all"):
@@ -41,8 +44,8 @@ def _dvc_commands(cwd, dvc_file="dvc.yaml"):
     return sorted(cmds), sorted(out)
 
 
-def _edges_snakemake(cwd):
-    dot = run(["snakemake", "--rulegraph", "--forceall", *ALL_TARGETS], cwd).stdout
+def _edges_snakemake(cwd, targets=("all",)):
+    dot = run(["snakemake", "--rulegraph", "--forceall", *targets], cwd).stdout
     labels = dict(re.findall(r'(\d+)\[label = "(\w+)"', dot))
     return {(labels[a], labels[b]) for a, b in re.findall(r"(\d+) -> (\d+)", dot)} - {
         (a, b) for a, b in [(x, "all") for x in labels.values()]}
@@ -75,18 +78,22 @@ def test_snakemake_and_dvc_run_the_same_commands_and_edges():
     assert ("train_supervised", "evaluate") in _edges_dvc(REPO)
 
 
-def test_the_spatial_study_is_its_own_target_in_both_tools():
+def test_the_spatial_study_is_its_own_target_in_both_tools(tmp_path):
     """`snakemake report_spatial` runs the study's jobs (plus what they need from the main
-    DAG); they live in their own dvc.yaml, so a bare `dvc repro` / `make run` never starts them."""
+    DAG); they live in their own dvc.yaml, rendered when asked, so a bare `dvc repro` /
+    `make run` never starts them."""
     params = params_mod.load(REPO / "params.yaml")
+    proj = make_project_copy(tmp_path / "proj", params)
+    run(["fer", "dvc-yaml", "--group", "spatial"], proj)
     spatial_file = GROUPS["spatial"]["dvc_file"]
-    dvc_cmds, dvc_names = _dvc_commands(REPO, spatial_file)
+    dvc_cmds, dvc_names = _dvc_commands(proj, spatial_file)
     assert dvc_names == sorted(i.name for i in instances(params, "spatial"))
     assert len(dvc_names) == len(params["spatial"]["seeds"]) + 1
     study = set(_snakemake_jobs(REPO, "report_spatial")) - set(_snakemake_jobs(REPO, "all"))
     assert sorted(study) == dvc_cmds
     assert not any("spatial" in cmd for cmd in _snakemake_jobs(REPO, "all"))
-    assert ("spatial_study", "report_spatial") in _edges_dvc(REPO)
+    assert ("spatial_study", "report_spatial") in _edges_dvc(proj)
+    assert _reduced(_edges_snakemake(proj, ALL_TARGETS)) == _reduced(_edges_dvc(proj))
 
 
 def test_snakemake_lint_is_clean():
@@ -95,25 +102,29 @@ def test_snakemake_lint_is_clean():
 
 
 def test_dvc_yaml_check_detects_drift(tmp_path):
-    for spec in GROUPS.values():
-        (tmp_path / spec["dvc_file"]).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / spec["dvc_file"]).write_text((REPO / spec["dvc_file"]).read_text())
-    check = ["fer", "dvc-yaml", "--check", "--params", str(REPO / "params.yaml")]
-    assert run(check, tmp_path).returncode == 0
-    for needle, spec in (("fer evaluate", GROUPS["main"]), ("fer spatial-study", GROUPS["spatial"])):
-        path = tmp_path / spec["dvc_file"]
+    proj = make_project_copy(tmp_path / "proj", params_mod.load(REPO / "params.yaml"))
+    run(["fer", "dvc-yaml", "--group", "spatial"], proj)
+    for needle, group in (("fer evaluate", "main"), ("fer spatial-study", "spatial")):
+        check = ["fer", "dvc-yaml", "--check", "--group", group]
+        assert run(check, proj).returncode == 0
+        path = proj / GROUPS[group]["dvc_file"]
         good = path.read_text()
         path.write_text(good.replace(needle, needle + " --fast"))
-        proc = run(check, tmp_path, check=False)
-        assert proc.returncode != 0 and "out of date" in proc.stderr and spec["dvc_file"] in proc.stderr
+        proc = run(check, proj, check=False)
+        assert proc.returncode != 0 and "out of date" in proc.stderr and GROUPS[group]["dvc_file"] in proc.stderr
         path.write_text(good)
+    # An import added to a stage's code changes its code dependencies: dvc.yaml is stale.
+    job = proj / "fer_pipeline/jobs/gather.py"
+    job.write_text(job.read_text() + "\nfrom fer_pipeline.temporal import predict  # noqa\n")
+    proc = run(["fer", "dvc-yaml", "--check"], proj, check=False)
+    assert proc.returncode != 0 and "out of date" in proc.stderr
 
 
 def test_is_under_reads_paths_as_pathlib_does():
     """The DAG's containment test works on strings for speed; pathlib is the reference."""
     from pathlib import PurePosixPath
 
-    from fer_pipeline.stages import is_under
+    from fer_pipeline.dag.stage import is_under
 
     paths = ["data/prepared", "data/prepared/rafdb", "data/prepared/rafdb/", "./data/prepared/rafdb/parts/0",
              "data/prepared_old", "data//prepared/rafdb", "models/_stage.json", "models", ".", "", "..", "../data",

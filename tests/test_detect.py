@@ -7,8 +7,8 @@ import insightface
 import numpy as np
 import pytest
 
-from fer_pipeline.prep.align import align_face
-from fer_pipeline.prep.detect import HaarDetector, ScrfdDetector, find_scrfd_model
+from fer_pipeline.data.prep.align import align_face
+from fer_pipeline.data.prep.detect import HaarDetector, ScrfdDetector, find_scrfd_model
 
 SAMPLE = Path(insightface.__file__).parent / "data/images/t1.jpg"  # a group photo shipped with insightface
 

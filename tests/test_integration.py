@@ -6,9 +6,11 @@ import os
 
 import pytest
 
-from conftest import dvc_outdated, make_project_copy, mlflow_runs, run, set_param, snakemake_plan, tiny_params
-from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_rafdb_basic
+from conftest import (dvc_outdated, fer_outdated, make_project_copy, mlflow_runs, run, set_param, snakemake_plan,
+                      tiny_params)
+from fer_pipeline.dag.fingerprint import tree_fingerprint
+from fer_pipeline.data.synth.world import World
+from fer_pipeline.data.synth.writers import write_rafdb_basic
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +63,11 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
         assert manifest["kept"] > 0 and manifest["kept"] + manifest["rejected"] == manifest["inputs"]
     assert len({r.data.tags["pipeline_id"] for r in runs}) == 1, "one pipeline id per invocation"
     train = next(r for r in runs if r.data.tags["job"] == "train_supervised")
-    digest = json.loads((proj / "data/prepared/rafdb/manifest.json").read_text())["content_digest"]
+    # The recorded data version is the bytes' fingerprint, the one the stamp keeps.
+    digest = tree_fingerprint(proj / "data/prepared/rafdb", cache_dir=tmp_path / "fp-cache")
     assert train.data.tags["data_version.rafdb"] == digest
+    stamp = json.loads((proj / "models/supervised/_stage.json").read_text())
+    assert stamp["inputs"] == {"data/prepared/rafdb": digest}
     assert "train_loss" in train.data.metrics
     evaluate = next(r for r in runs if r.data.tags["job"] == "evaluate@meta")
     assert 0 <= evaluate.data.metrics["mean_class_accuracy"] <= 1
@@ -87,8 +92,35 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
     set_param(proj, "train.supervised.lr", 0.02)
     assert snakemake_plan(proj) == DOWNSTREAM_OF_TRAIN
     assert dvc_outdated(proj) == DOWNSTREAM_OF_TRAIN
+    assert fer_outdated(proj) == DOWNSTREAM_OF_TRAIN
     set_param(proj, "train.supervised.lr", params["train"]["supervised"]["lr"])
-    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set() and fer_outdated(proj) == set()
+
+    # Code: a module deep in some stages' import closures (the confusion-matrix plot,
+    # imported by evaluation and, through the temporal table, by the report). All three
+    # tools name exactly those stages and what reads their outputs; a comment-free
+    # restore makes everything current again.
+    module = proj / "fer_pipeline/eval/plots.py"
+    original_code = module.read_text()
+    module.write_text(original_code + "\n\ndef _unused_helper():\n    return None\n")
+    expected = {"evaluate", "evaluate_temporal", "report"}
+    assert snakemake_plan(proj) == expected
+    assert dvc_outdated(proj) == expected
+    assert fer_outdated(proj) == expected
+    module.write_text(original_code)
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set() and fer_outdated(proj) == set()
+
+    # Data in place: one prepared shard's bytes changed at the same size. Every tool
+    # names the jobs that read the dataset (DVC also names gather, whose output changed).
+    shard = sorted((proj / "data/prepared/rafdb").glob("shard-*.parquet"))[0]
+    shard_bytes = shard.read_bytes()
+    shard.write_bytes(shard_bytes[:100] + bytes([shard_bytes[100] ^ 0xFF]) + shard_bytes[101:])
+    readers = {"train_supervised", "train_meta", "finetune", "mine_pseudo", "evaluate"}
+    assert readers <= snakemake_plan(proj) and readers <= fer_outdated(proj)
+    assert readers | {"gather"} <= dvc_outdated(proj)
+    assert snakemake_plan(proj) == fer_outdated(proj)
+    shard.write_bytes(shard_bytes)
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set() and fer_outdated(proj) == set()
 
     # A post-processing parameter: Snakemake reruns exactly the temporal evaluation and the
     # report, and records them where DVC looks, so DVC then agrees without running anything.

@@ -17,7 +17,7 @@ def test_spatial_study_target_builds_the_tables_and_both_tools_agree(tmp_path):
                               "sl_epochs": 1, "meta_steps": 2})
     params["train"]["meta"]["batch_size"] = 4
     proj = make_project_copy(tmp_path, params)
-    run(["fer", "dvc-yaml"], proj)  # two seeds instead of three: the study's dvc.yaml changes shape
+    run(["fer", "dvc-yaml"], proj)
     run(["snakemake", "--cores", "2", "report_spatial"], proj)
     assert not (proj / "models/supervised").exists(), "the study target does not build the main DAG's models"
 

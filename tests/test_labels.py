@@ -1,7 +1,7 @@
 import pytest
 
-from fer_pipeline import labels
-from fer_pipeline.labels import CANONICAL, ClassSet, UnknownLabelError, from_canonical, to_canonical
+from fer_pipeline.common import labels
+from fer_pipeline.common.labels import CANONICAL, ClassSet, UnknownLabelError, from_canonical, to_canonical
 
 
 def test_rafdb_basic_codes():

@@ -8,8 +8,8 @@ import torch
 
 from fer_pipeline.meta.augment import REGIONS, WeakStrongViews, cover, region_box
 from fer_pipeline.meta.smp import balanced_subset, read_index, write_index
-from fer_pipeline.prep.align import template_landmarks
-from fer_pipeline.train.data import seeded_cpu_rng
+from fer_pipeline.data.prep.align import template_landmarks
+from fer_pipeline.data.datasets import seeded_cpu_rng
 
 
 def test_balanced_subset_is_balanced_capped_and_deterministic():

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_pipeline.prep.prepare import prepare_dataset
-from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_ms1m_recordio, write_rafdb_basic
+from fer_pipeline.data.prep.prepare import prepare_dataset
+from fer_pipeline.data.synth.world import World
+from fer_pipeline.data.synth.writers import write_ms1m_recordio, write_rafdb_basic
 from fer_pipeline.meta.train import train_meta
-from fer_pipeline.train.supervised import load_bundle
+from fer_pipeline.models.bundle import load_bundle
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from fer_pipeline.labels import ClassSet
+from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.meta.train import read_pool_truth, train_meta
-from fer_pipeline.mining import (assign_by_margin, class_centroids, cosine_to_centroids, mine_pseudo_labels,
+from fer_pipeline.meta.mining import (assign_by_margin, class_centroids, cosine_to_centroids, mine_pseudo_labels,
                                  mining_audit)
-from fer_pipeline.prep.prepare import prepare_dataset
-from fer_pipeline.stages import build_stages
-from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_ms1m_recordio, write_rafdb_basic
-from fer_pipeline.train.data import FaceShardDataset
+from fer_pipeline.data.prep.prepare import prepare_dataset
+from fer_pipeline.dag.stages import build_stages
+from fer_pipeline.data.synth.world import World
+from fer_pipeline.data.synth.writers import write_ms1m_recordio, write_rafdb_basic
+from fer_pipeline.data.datasets import FaceShardDataset
 from fer_pipeline.train.supervised import train_supervised
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import REPO, tool_env
-from fer_pipeline import params as params_mod
+from fer_pipeline.common import params as params_mod
 
 
 def test_params_yaml_is_valid():
@@ -59,7 +59,7 @@ def test_snakemake_rejects_bad_params(tmp_path):
 
 
 def test_paper_profile_is_valid_and_has_no_synthetic_stage():
-    from fer_pipeline.stages import build_stages
+    from fer_pipeline.dag.stages import build_stages
 
     paper = params_mod.load(REPO / "workflow/params/paper.yaml")
     assert paper["train"]["supervised"]["input_size"] == 224
@@ -72,5 +72,5 @@ def test_missing_input_is_one_clear_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fer_pipeline.cli", "train-supervised", "--log-file", "t.log"],
                           capture_output=True, text=True, env=tool_env(), cwd=tmp_path)
     assert proc.returncode == 1
-    assert "data/prepared/rafdb/manifest.json" in proc.stderr and "fer prepare --dataset rafdb" in proc.stderr
+    assert "input data/prepared/rafdb not found" in proc.stderr and "fer gather --dataset rafdb" in proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" in (tmp_path / "t.log").read_text()

@@ -6,13 +6,13 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from fer_pipeline.io.partition import Partition
-from fer_pipeline.io.readers import reader_for
-from fer_pipeline.io.records import Reject
-from fer_pipeline.prep.gather import GatherError, gather_parts
-from fer_pipeline.prep.prepare import prepare_dataset
-from fer_pipeline.synth import writers
-from fer_pipeline.synth.world import World
+from fer_pipeline.data.io.partition import Partition
+from fer_pipeline.data.io.readers import reader_for
+from fer_pipeline.data.io.records import Reject
+from fer_pipeline.data.prep.gather import GatherError, gather_parts
+from fer_pipeline.data.prep.prepare import prepare_dataset
+from fer_pipeline.data.synth import writers
+from fer_pipeline.data.synth.world import World
 
 FORMATS = {  # format -> (writer, tiny config, whether it takes an audit folder)
     "rafdb_basic": (writers.write_rafdb_basic, {"identities": 4, "train_images": 16, "test_images": 8}, False),

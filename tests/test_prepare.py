@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fer_pipeline.io.rafdb import read_rafdb_basic
-from fer_pipeline.prep.prepare import prepare_dataset
+from fer_pipeline.data.io.rafdb import read_rafdb_basic
+from fer_pipeline.data.prep.prepare import prepare_dataset
 
 
 def _write_rafdb(root, lines, images):
@@ -106,7 +106,7 @@ def test_rerun_replaces_output_atomically(faulty_rafdb, tmp_path):
 def test_workers_give_identical_output_in_reader_order(tmp_path, monkeypatch):
     """workers=2 (spawned pool, several chunks in flight) writes byte for byte what
     workers=1 (inline) writes, rejects included, in reader order."""
-    from fer_pipeline.prep import pool
+    from fer_pipeline.data.prep import pool
 
     root = tmp_path / "rafdb"
     lines, images = [], {}

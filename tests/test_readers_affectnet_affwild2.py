@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fer_pipeline.io.affectnet import read_affectnet_manual
-from fer_pipeline.io.affwild2 import read_affwild2_expr
-from fer_pipeline.io.readers import reader_for
-from fer_pipeline.prep.align import BadLandmarksError, align_face, template_landmarks
-from fer_pipeline.prep.prepare import prepare_dataset
+from fer_pipeline.data.io.affectnet import read_affectnet_manual
+from fer_pipeline.data.io.affwild2 import read_affwild2_expr
+from fer_pipeline.data.io.readers import reader_for
+from fer_pipeline.data.prep.align import BadLandmarksError, align_face, template_landmarks
+from fer_pipeline.data.prep.prepare import prepare_dataset
 
 AFFECTNET_HEADER = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                     "facial_landmarks", "expression", "valence", "arousal"]
@@ -309,7 +309,7 @@ def test_align_face_rejects_degenerate_points(points):
     ("", False),
 ])
 def test_affectnet_landmark_strings(text, ok):
-    from fer_pipeline.io.affectnet import _RowError, parse_landmarks
+    from fer_pipeline.data.io.affectnet import _RowError, parse_landmarks
 
     if ok:
         points = parse_landmarks(text)

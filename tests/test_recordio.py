@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_pipeline.io.ms1m import read_ms1m_recordio
-from fer_pipeline.io.recordio import (MAGIC, IRHeader, RecordIOReader, RecordIOWriter, TruncatedRecordError,
+from fer_pipeline.data.io.ms1m import read_ms1m_recordio
+from fer_pipeline.data.io.recordio import (MAGIC, IRHeader, RecordIOReader, RecordIOWriter, TruncatedRecordError,
                                       identity_label, pack, read_record_at, unpack)
-from fer_pipeline.io.records import RawRecord, Reject
+from fer_pipeline.data.io.records import RawRecord, Reject
 
 
 def _jpeg(seed: int) -> bytes:

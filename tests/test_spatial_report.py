@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from fer_pipeline.spatial_report import mean_sd, write_spatial_report
-from fer_pipeline.spatial_study import ablation_rows, study_runs
+from fer_pipeline.reporting.format import mean_sd
+from fer_pipeline.reporting.spatial import write_spatial_report
+from fer_pipeline.studies.spatial import ablation_rows, study_runs
 
 CLASSES = ["neutral", "happiness", "fear"]
 FULL = {"s": 1.0, "c": 1.0, "f": 1.0}

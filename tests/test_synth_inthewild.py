@@ -4,14 +4,14 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
-from fer_pipeline.io.affectnet import read_affectnet_manual
-from fer_pipeline.prep.align import template_landmarks
-from fer_pipeline.prep.prepare import prepare_dataset
-from fer_pipeline.synth.photos import landmarks68_from_5
-from fer_pipeline.synth.videos import VISIBLE_INTENSITY, episode_track, frame_label
-from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_affectnet_manual, write_affwild2_expr
-from fer_pipeline.io.affectnet import five_from_68
+from fer_pipeline.data.io.affectnet import read_affectnet_manual
+from fer_pipeline.data.prep.align import template_landmarks
+from fer_pipeline.data.prep.prepare import prepare_dataset
+from fer_pipeline.data.synth.photos import landmarks68_from_5
+from fer_pipeline.data.synth.videos import VISIBLE_INTENSITY, episode_track, frame_label
+from fer_pipeline.data.synth.world import World
+from fer_pipeline.data.synth.writers import write_affectnet_manual, write_affwild2_expr
+from fer_pipeline.data.io.affectnet import five_from_68
 
 
 def _world():
@@ -75,9 +75,9 @@ def test_episode_track_rises_holds_and_falls():
 
 
 def test_webface_folders_round_trip_with_truth_and_bad_entries(tmp_path):
-    from fer_pipeline.labels import ClassSet
+    from fer_pipeline.common.labels import ClassSet
     from fer_pipeline.meta.train import read_pool_truth
-    from fer_pipeline.synth.writers import write_webface_folders
+    from fer_pipeline.data.synth.writers import write_webface_folders
 
     cfg = {"identities": 3, "images_per_identity": 4, "blend_fraction": 0.0}
     write_webface_folders(_world(), tmp_path / "raw", cfg, tmp_path / "audit")
@@ -96,8 +96,8 @@ def test_webface_folders_round_trip_with_truth_and_bad_entries(tmp_path):
 
 
 def test_rafdb_original_photos_align_with_their_manual_landmarks(tmp_path):
-    from fer_pipeline.io.rafdb import LABEL_LIST, MANUAL_DIR, ORIGINAL_DIR
-    from fer_pipeline.synth.photos import place_in_photo
+    from fer_pipeline.data.io.rafdb import LABEL_LIST, MANUAL_DIR, ORIGINAL_DIR
+    from fer_pipeline.data.synth.photos import place_in_photo
 
     world, root = _world(), tmp_path / "raw"
     (root / ORIGINAL_DIR).mkdir(parents=True)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_pipeline.synth.expressions import ACTION_UNITS, EXPRESSIONS, PROTOTYPES, expression_aus
-from fer_pipeline.synth.render import (
+from fer_pipeline.data.synth.expressions import ACTION_UNITS, EXPRESSIONS, PROTOTYPES, expression_aus
+from fer_pipeline.data.synth.render import (
     ARCFACE_TEMPLATE,
     Identity,
     Nuisance,

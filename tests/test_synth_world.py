@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_pipeline.io.ms1m import read_ms1m_recordio
-from fer_pipeline.io.rafdb import read_rafdb_basic
-from fer_pipeline.io.records import RawRecord
-from fer_pipeline.synth.world import RAFDB_PRIOR, World
-from fer_pipeline.synth.writers import write_ms1m_recordio, write_rafdb_basic
+from fer_pipeline.data.io.ms1m import read_ms1m_recordio
+from fer_pipeline.data.io.rafdb import read_rafdb_basic
+from fer_pipeline.data.io.records import RawRecord
+from fer_pipeline.data.synth.world import RAFDB_PRIOR, World
+from fer_pipeline.data.synth.writers import write_ms1m_recordio, write_rafdb_basic
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_ms1m_pool_in_recordio_with_truth_outside_dataset(world, tmp_path):
 
 
 def test_parallel_rendering_gives_identical_bytes():
-    from fer_pipeline.synth.writers import render_jpegs
+    from fer_pipeline.data.synth.writers import render_jpegs
 
     world = World(seed=2, render_size=32, nuisance_strength=1.0, intensity=(0.15, 1.0))
     samples = [world.sample("rafdb/train", i, range(5), RAFDB_PRIOR) for i in range(70)]

@@ -15,18 +15,18 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from fer_pipeline.labels import ClassSet
+from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.models.factory import build_model
-from fer_pipeline.prep.prepare import prepare_dataset
-from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_affwild2_expr
+from fer_pipeline.data.prep.prepare import prepare_dataset
+from fer_pipeline.data.synth.world import World
+from fer_pipeline.data.synth.writers import write_affwild2_expr
 from fer_pipeline.temporal.evaluate import evaluate_temporal
 from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.features import extract_features
-from fer_pipeline.temporal.report import ROWS
+from fer_pipeline.reporting.temporal import ROWS
 from fer_pipeline.temporal.predict import UnreadableInputError, predict_video
 from fer_pipeline.temporal.train import train_temporal, train_variant
-from fer_pipeline.train.supervised import save_bundle
+from fer_pipeline.models.bundle import save_bundle
 
 ABAW8 = ClassSet.named("abaw8")
 

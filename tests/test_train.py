@@ -5,11 +5,12 @@ import copy
 import pytest
 import torch
 
-from fer_pipeline.prep.prepare import prepare_dataset
-from fer_pipeline.synth.world import World
-from fer_pipeline.synth.writers import write_rafdb_basic
-from fer_pipeline.train.data import EpochSampler
-from fer_pipeline.train.supervised import load_bundle, train_supervised
+from fer_pipeline.data.prep.prepare import prepare_dataset
+from fer_pipeline.data.synth.world import World
+from fer_pipeline.data.synth.writers import write_rafdb_basic
+from fer_pipeline.data.datasets import EpochSampler
+from fer_pipeline.models.bundle import load_bundle
+from fer_pipeline.train.supervised import train_supervised
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_decode_rgb_gives_the_rgb_pixels_and_names_a_bad_row():
     import cv2
     import numpy as np
 
-    from fer_pipeline.train.data import decode_rgb
+    from fer_pipeline.data.datasets import decode_rgb
 
     bgr = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     data = cv2.imencode(".jpg", bgr)[1].tobytes()

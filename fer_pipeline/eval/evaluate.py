@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from fer_pipeline.atomic import write_json
+from fer_pipeline.common.atomic import write_json
 from fer_pipeline.eval.metrics import classification_metrics
 from fer_pipeline.eval.plots import plot_confusion, plot_per_class
-from fer_pipeline.labels import ClassSet
-from fer_pipeline.train.data import FaceShardDataset
+from fer_pipeline.common.labels import ClassSet
+from fer_pipeline.data.datasets import FaceShardDataset
 from fer_pipeline.train.device import autocast, pick_device
-from fer_pipeline.train.supervised import load_bundle
+from fer_pipeline.models.bundle import load_bundle
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from fer_pipeline.train.data import MEAN, STD
+from fer_pipeline.data.datasets import MEAN, STD
 
 # (width, height) at a 224 px crop.
 PATCHES_224 = {"eyes": (50, 20), "nose": (50, 40), "mouth": (50, 40), "forehead": (224, 50)}

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fer_pipeline.meta.augment import WeakStrongViews
-from fer_pipeline.train.data import decode_rgb, epoch_generator, read_split, sample_seed, seeded_cpu_rng
+from fer_pipeline.data.datasets import decode_rgb, epoch_generator, read_split, sample_seed, seeded_cpu_rng
 
 
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -31,17 +31,17 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fer_pipeline.atomic import write_json
-from fer_pipeline.labels import ClassSet
+from fer_pipeline.common.atomic import write_json
+from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.meta.augment import WeakStrongViews, cover_grid
 from fer_pipeline.meta.data import PoolViews, StepBatchSampler
 from fer_pipeline.meta.smp import balanced_subset, write_index
 from fer_pipeline.meta.step import MetaLossConfig, meta_step
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint, distributed
-from fer_pipeline.train.data import FaceShardDataset, decode_rgb
+from fer_pipeline.data.datasets import FaceShardDataset, decode_rgb
 from fer_pipeline.train.device import autocast, memory_format, pick_device, set_threads
-from fer_pipeline.train.supervised import save_bundle
+from fer_pipeline.models.bundle import save_bundle
 
 log = logging.getLogger(__name__)
 

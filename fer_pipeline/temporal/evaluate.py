@@ -19,7 +19,7 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from fer_pipeline.temporal.postprocess import majority_smooth
-from fer_pipeline.temporal.report import ROWS
+from fer_pipeline.reporting.temporal import ROWS
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows, merge_window_logits
 
 log = logging.getLogger(__name__)
@@ -133,10 +133,10 @@ def evaluate_temporal(models_dir: str | Path, features_dir: str | Path, out_dir:
     null) adds accuracy per frame condition to the table."""
     """Evaluate every seed's two encoders on the test videos; write metrics.json,
     table.md, predictions.csv (first seed) and plots into `out_dir`."""
-    from fer_pipeline.atomic import write_json, write_text
-    from fer_pipeline.report import DEMO_NOTE
+    from fer_pipeline.common.atomic import write_json, write_text
+    from fer_pipeline.reporting.format import DEMO_NOTE
     from fer_pipeline.temporal.feature_table import read_videos
-    from fer_pipeline.temporal.report import build_table, plot_confusion_summed, plot_table, plot_timeline, to_markdown
+    from fer_pipeline.reporting.temporal import build_table, plot_confusion_summed, plot_table, plot_timeline, to_markdown
     from fer_pipeline.temporal.train import VARIANTS, load_encoder
 
     videos = read_videos(features_dir, "test")

@@ -23,12 +23,13 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from fer_pipeline.labels import ClassSet
-from fer_pipeline.prep.shards import replace_dir, shard_paths
+from fer_pipeline.common.labels import ClassSet
+from fer_pipeline.common.atomic import replace_dir
+from fer_pipeline.data.prep.shards import shard_paths
 from fer_pipeline.temporal.feature_table import feature_schema
-from fer_pipeline.train.data import build_transform, decode_rgb
+from fer_pipeline.data.datasets import build_transform, decode_rgb
 from fer_pipeline.train.device import autocast, pick_device
-from fer_pipeline.train.supervised import load_bundle
+from fer_pipeline.models.bundle import load_bundle
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fer_pipeline.prep.align import align_face
-from fer_pipeline.prep.prepare import CropError, crop_aligned
+from fer_pipeline.data.prep.align import align_face
+from fer_pipeline.data.prep.crop import CropError, crop_aligned
 from fer_pipeline.temporal.evaluate import video_logits
 from fer_pipeline.temporal.features import FrameEmbedder
 from fer_pipeline.temporal.postprocess import majority_smooth
@@ -86,7 +86,7 @@ def predict_video(encoder_path: str | Path, source: str | Path, out_csv: str | P
         frames = folder_frames(source, image_size)
     else:
         if detector is None:
-            from fer_pipeline.prep.detect import HaarDetector
+            from fer_pipeline.data.prep.detect import HaarDetector
             detector = HaarDetector()
         frames = video_frames(source, image_size, detector)
     indices, crops = [], []

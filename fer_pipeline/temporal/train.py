@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer_pipeline.atomic import write_json
-from fer_pipeline.prep.shards import replace_dir
+from fer_pipeline.common.atomic import write_json
+from fer_pipeline.common.atomic import replace_dir
 from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.model import TemporalEncoder
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows

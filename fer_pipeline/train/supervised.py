@@ -17,12 +17,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fer_pipeline.atomic import write_json
-from fer_pipeline.labels import ClassSet
+from fer_pipeline.common.atomic import write_json
+from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.meta.smp import read_index
+from fer_pipeline.models.bundle import save_bundle
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint
-from fer_pipeline.train.data import MEAN, STD, EpochSampler, FaceShardDataset
+from fer_pipeline.data.datasets import EpochSampler, FaceShardDataset
 from fer_pipeline.train.device import autocast, memory_format, pick_device, set_threads
 
 log = logging.getLogger(__name__)
@@ -144,20 +145,3 @@ def _export(model: torch.nn.Module, cfg: dict, class_set: ClassSet, history: lis
     write_json(out_dir / "history.json", history)
     ckpt_path.unlink(missing_ok=True)  # finished: nothing left to resume
     return {"epochs": len(history), "final": history[-1] if history else None}
-
-
-def save_bundle(model: torch.nn.Module, arch: str, class_set: ClassSet, input_size: int, path: Path) -> None:
-    """The inference bundle: weights plus what evaluation needs to rebuild the model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(path, model={k: v.cpu() for k, v in model.state_dict().items()}, arch=arch,
-                    class_set=class_set.name, classes=list(class_set.classes), input_size=input_size,
-                    mean=list(MEAN), std=list(STD))
-
-
-def load_bundle(model_dir: str | Path, name: str = "model.pt") -> tuple[torch.nn.Module, dict]:
-    bundle = checkpoint.load(Path(model_dir) / name)
-    if bundle is None:
-        raise FileNotFoundError(f"{model_dir}/{name} not found: run the stage that trains it first")
-    model = build_model(bundle["arch"], len(bundle["classes"]))
-    model.load_state_dict(bundle["model"])
-    return model, bundle

@@ -1,0 +1,87 @@
+"""Load and validate params.yaml: the single source of every knob."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or does not match the schema."""
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def validate(params: dict, source: str = "params.yaml") -> dict:
+    """Raise ParamsError naming the offending key for every schema violation."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            where = _key_path(err)
+            if err.validator == "additionalProperties":
+                # jsonschema's message names the unknown key; give the full dotted path.
+                known = set(err.schema.get("properties", {}))
+                extra = sorted(set(err.instance) - known) if isinstance(err.instance, dict) else []
+                for key in extra:
+                    full = f"{where}.{key}" if where != "<top level>" else key
+                    lines.append(f"{source}: unknown key '{full}'")
+                continue
+            lines.append(f"{source}: key '{where}': {err.message}")
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(lines))
+    return params
+
+
+def load(path: str | Path = DEFAULT_PARAMS) -> dict:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            params = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the project root or pass --params)") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return validate(params, str(path))
+
+
+def select(params: dict, dotted: str) -> Any:
+    """params['a']['b'] for 'a.b'."""
+    node: Any = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def digest(obj: Any) -> str:
+    """Stable short hash of a JSON-able object (used for parameter slices)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, for logging params to MLflow."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): obj}

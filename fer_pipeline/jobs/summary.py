@@ -1,0 +1,15 @@
+"""`fer summary`: print the results table and how to open MLflow."""
+
+from pathlib import Path
+
+from fer_pipeline.dag.tracking import tracking_uri
+
+
+def run(params: dict, args) -> None:
+    path = Path(params["report"]["out_dir"]) / "summary.md"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the pipeline first (make run)")
+    print(path.read_text(encoding="utf-8"))
+    print(f"Plots: {params['evaluate']['out_dir']}/<model>/*.png, {params['temporal']['evaluate']['out_dir']}/*.png")
+    print(f"Browse runs: make ui   (= mlflow ui --backend-store-uri {tracking_uri(params)}, "
+          "then open http://127.0.0.1:5000)")

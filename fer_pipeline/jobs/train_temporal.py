@@ -1,0 +1,17 @@
+"""`fer train-temporal`: per seed, the temporal encoder and its frame-level twin on frame features."""
+
+from pathlib import Path
+
+from fer_pipeline.jobs._shared import read_manifest
+from fer_pipeline.temporal.train import train_temporal
+
+STAGE = "train_temporal"
+
+
+def run(job) -> dict:
+    cfg = job.params["temporal"]["train"]
+    features_dir = job.inst.deps[0]
+    meta = {**read_manifest(features_dir, "`fer extract-features`"), "image_size": job.params["prepare"]["image_size"]}
+    summary = train_temporal(cfg, features_dir, cfg["out_dir"], job.work_dir(), meta, tracker=job.tracker)
+    job.tracker.log_artifact(str(Path(cfg["out_dir"]) / "summary.json"))
+    return {"result": summary}

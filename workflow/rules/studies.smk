@@ -1,0 +1,31 @@
+# Face2Exp's Tables 4 and 6 on the demo data: a separate target, not part of `rule all`
+# (`snakemake report_spatial`; about 40 min on 2 CPU cores). One job per seed.
+rule spatial_study:
+    input:
+        unpack(RULES.inputs("spatial_study")),
+    output:
+        RULES.outputs("spatial_study"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("spatial_study"),
+    # Each job trains on every core it is given: the seeds run one
+    # after the other, as under `dvc repro`.
+    threads: RULES.threads("train.meta.threads")
+    wildcard_constraints:
+        seed=RULES.wildcard_pattern("spatial_study"),
+    shell:
+        RULES.shell("spatial_study")
+
+
+rule report_spatial:
+    input:
+        unpack(RULES.inputs("report_spatial")),
+    output:
+        RULES.outputs("report_spatial"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("report_spatial"),
+    shell:
+        RULES.shell("report_spatial")
