@@ -49,6 +49,16 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
     # The default remote is a folder beside the clone: push works out of the box.
     run(["dvc", "push"], proj)
     assert any((tmp_path / "fer-pipeline-dvc-remote").rglob("*")), "dvc push wrote to the default remote"
+    # ... and a fresh clone beside it pulls the same bytes back.
+    run(["git", "add", "dvc.yaml", "dvc.lock"], proj)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"], proj)
+    pulled = tmp_path / "pulled"
+    run(["git", "clone", "-q", str(proj), str(pulled)], tmp_path)
+    run(["dvc", "pull"], pulled)
+    for rel in ("data/prepared/rafdb", "models/supervised/model.pt", "models/meta_finetuned/model.pt",
+                "reports/summary.json", "data/features/affwild2"):
+        assert (tree_fingerprint(pulled / rel, cache_dir=tmp_path / "fp-a")
+                == tree_fingerprint(proj / rel, cache_dir=tmp_path / "fp-b")), rel
 
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)

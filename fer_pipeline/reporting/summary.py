@@ -1,14 +1,15 @@
-"""`fer report`: gather every evaluated model into one results table (Markdown + JSON)."""
+"""`fer report`: gather every evaluated model into one results table (Markdown), and
+its headline numbers into `summary.json`, the one file `dvc metrics show` reads."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from fer_pipeline.common.atomic import write_json, write_text
 from fer_pipeline.reporting.format import DEMO_NOTE
 
-
+HEADLINE = ("overall_accuracy", "mean_class_accuracy", "std_class_accuracy", "macro_f1")
 
 def build_summary(metrics_files: dict[str, Path], synthetic: bool, temporal_metrics: Path | None = None) -> dict:
     rows = []
@@ -53,13 +54,22 @@ def to_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(summary: dict) -> dict:
+    """The numbers a reader compares runs by: four per model, the temporal table's
+    mean macro-F1 and accuracy per row (per-class and per-seed numbers stay in the
+    stages' own metrics.json files)."""
+    out: dict = {"models": {r["model"]: {k: r[k] for k in HEADLINE} for r in summary["rows"]}}
+    if "temporal" in summary:
+        out["temporal"] = {row["row"]: {"macro_f1": row["macro_f1"]["mean"], "accuracy": row["accuracy"]["mean"]}
+                           for row in summary["temporal"]["rows"]}
+    return out
+
+
 def write_report(metrics_files: dict[str, Path], out_dir: str | Path, synthetic: bool,
                  temporal_metrics: Path | None = None) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = build_summary(metrics_files, synthetic, temporal_metrics)
-    for name, text in (("summary.json", json.dumps(summary, indent=2) + "\n"), ("summary.md", to_markdown(summary))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
+    write_json(out / "summary.json", headline(summary))
+    write_text(out / "summary.md", to_markdown(summary))
     return summary
