@@ -54,10 +54,13 @@ def _module_file(root: Path, module: str) -> Path | None:
 def _imports(path: str, mtime_ns: int, module: str, is_package: bool) -> tuple[str, ...]:
     """Every fer_pipeline module name a file imports (candidates: `from a import b`
     yields `a` and `a.b`, since `b` may be a submodule)."""
-    tree = ast.parse(Path(path).read_bytes(), filename=path)
+    source = Path(path).read_bytes()
+    if b"import" not in source:
+        return ()
+    tree = ast.parse(source, filename=path)
     package = module if is_package else module.rpartition(".")[0]
     found: list[str] = []
-    for node in ast.walk(tree):
+    for node in _import_nodes(tree):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -69,6 +72,16 @@ def _imports(path: str, mtime_ns: int, module: str, is_package: bool) -> tuple[s
             found.append(base)
             found += [f"{base}.{alias.name}" for alias in node.names]
     return tuple(name for name in found if name == PACKAGE or name.startswith(PACKAGE + "."))
+
+
+def _import_nodes(node: ast.AST):
+    """Import statements anywhere in the tree; expressions are skipped (no statement
+    hides inside one), which makes the walk several times cheaper than `ast.walk`."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            yield child
+        elif isinstance(child, ast.stmt) or isinstance(child, ast.excepthandler) or isinstance(child, ast.match_case):
+            yield from _import_nodes(child)
 
 
 def closure(modules: tuple[str, ...], root: Path | None = None) -> list[str]:

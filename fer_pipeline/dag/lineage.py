@@ -113,10 +113,16 @@ def upstream_code(params: dict, inst: StageInstance) -> list[str]:
     DVC declares them all on the stage, as it does upstream params: `dvc status` then
     names every job a code change will rerun, the answer Snakemake gives by running
     the upstream job first."""
-    files = set(stage_code(inst.stage.command))
-    for value in _transitive(params, inst, lambda job: stage_code(job.stage.command)):
-        files.add(value)
-    return sorted(files)
+    return sorted(_code_with_upstream(_frozen(params), inst.name))
+
+
+@lru_cache(maxsize=None)
+def _code_with_upstream(frozen_params: str, name: str) -> frozenset[str]:
+    by_name, ups, _ = _dag(frozen_params)
+    files = set(stage_code(by_name[name].stage.command))
+    for up in ups[name]:
+        files |= _code_with_upstream(frozen_params, up)
+    return frozenset(files)
 
 
 def param_values(params: dict, inst: StageInstance) -> dict:
