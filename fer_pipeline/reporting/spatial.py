@@ -1,4 +1,4 @@
-"""`fer report --section spatial`: Face2Exp's Tables 4 and 6, the pseudo-label audit
+"""`fer report-spatial`: Face2Exp's Tables 4 and 6, the pseudo-label audit
 and the mining audit, as mean ± sd over the study's seeds (Markdown, JSON, plots)."""
 
 from __future__ import annotations
