@@ -46,6 +46,17 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
 
     assert dvc_outdated(proj) == set(), "a finished dvc repro leaves nothing to do"
     assert snakemake_plan(proj) == set(), "Snakemake accepts what dvc repro made"
+    # The README's "After `make run`" commands print what it says they print.
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], proj).stdout
+    assert fer_outdated(proj) == set()
+    metrics = run(["dvc", "metrics", "show"], proj).stdout
+    assert "reports/summary.json" in metrics and "models.meta.mean_class_accuracy" in metrics
+    assert "per_class" not in metrics and "seed" not in metrics, "headline numbers only"
+    run(["dvc", "plots", "show"], proj)
+    assert (proj / "dvc_plots/index.html").stat().st_size > 0
+    # Nothing the user did not make shows in git (dvc.yaml was re-rendered above for the user's rafdb root).
+    changed = {line[3:] for line in run(["git", "status", "--porcelain"], proj).stdout.splitlines()}
+    assert changed <= {"dvc.lock", "dvc.yaml"}, changed
     # The default remote is a folder beside the clone: push works out of the box.
     run(["dvc", "push"], proj)
     assert any((tmp_path / "fer-pipeline-dvc-remote").rglob("*")), "dvc push wrote to the default remote"
