@@ -23,7 +23,7 @@ def _counts(counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if counts.ndim != 1 or len(counts) == 0:
         raise ValueError(f"class counts must be a non-empty vector, got shape {tuple(counts.shape)}")
-    empty = torch.flatnonzero(counts <= 0).tolist()
+    empty = torch.nonzero(counts <= 0).flatten().tolist()
     if empty:
         # A class without samples has no defined weight (Eq. 4 divides by zero).
         raise ValueError(f"class counts must be positive; classes {empty} have none")

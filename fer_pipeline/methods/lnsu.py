@@ -34,4 +34,4 @@ def lnsu_loss(net: MapsAndLogits, images: torch.Tensor, labels: torch.Tensor, we
     # x 2: Eq. 1 sums the two views' cross-entropies instead of averaging them.
     l_cons = rac_loss(maps[:n], maps[n:], net.fc.weight, weights, cfg.rac_on)
     total = l_cls + cfg.consistency_weight * l_cons
-    return total, {"cls": float(l_cls), "cons": float(l_cons)}
+    return total, {"cls": l_cls.item(), "cons": l_cons.item()}
