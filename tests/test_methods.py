@@ -21,8 +21,12 @@ from fer_pipeline.data.datasets import FaceShardDataset
 from fer_pipeline.data.prep.shards import ShardWriter, shard_paths
 from fer_pipeline.meta.smp import read_index
 from fer_pipeline.methods.cam import MapsAndLogits, class_activation_maps
-from fer_pipeline.methods.class_weights import (class_weights, effective_number_weights, given_or_counted,
-                                                inverse_frequency_weights)
+from fer_pipeline.methods.class_weights import (
+    class_weights,
+    effective_number_weights,
+    given_or_counted,
+    inverse_frequency_weights,
+)
 from fer_pipeline.methods.deviation import DeviationNet
 from fer_pipeline.methods.distillation import DistillConfig, distill, initial_images, outer_loss
 from fer_pipeline.methods.ensemble import SoftmaxEnsemble, average_probabilities
@@ -30,11 +34,15 @@ from fer_pipeline.methods.imbalance_subset import imbalanced_subset, realised_fa
 from fer_pipeline.methods.lnsu import LNSUConfig, lnsu_loss
 from fer_pipeline.methods.rac import rac_consistency
 from fer_pipeline.methods.rsl import rsl_loss, rsl_targets
-from fer_pipeline.methods.upsampling import (FaceRandAugment, UpsampledDataset, read_upsample_index, upsample_plan,
-                                             write_upsample_index)
+from fer_pipeline.methods.upsampling import (
+    FaceRandAugment,
+    UpsampledDataset,
+    read_upsample_index,
+    upsample_plan,
+    write_upsample_index,
+)
 from fer_pipeline.methods.weighted_ce import weighted_smoothed_ce
 from fer_pipeline.models.factory import build_model
-
 
 # ---- class weights ---------------------------------------------------------------
 
@@ -261,6 +269,7 @@ def test_upsampled_dataset_gives_fresh_augmentation(tmp_path):
     gen = np.random.default_rng(0)
     for k, label in enumerate(["happiness"] * 3 + ["fear"]):
         ok, jpeg = cv2.imencode(".jpg", gen.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+        assert ok
         writer.add({"image": jpeg.tobytes(), "label": label, "identity": None, "split": "train",
                     "source": f"img{k}.jpg", "landmarks5": None, "video": None, "frame": None})
     writer.close()

@@ -22,10 +22,10 @@ class MapsAndLogits(torch.nn.Module):
         elif hasattr(model, "body") and isinstance(model.body, torch.nn.Sequential):
             # small_cnn: its body ends with AdaptiveAvgPool2d + Flatten; keep what comes before.
             if not isinstance(model.body[-2], torch.nn.AdaptiveAvgPool2d):
-                raise ValueError("small_cnn body does not end with AdaptiveAvgPool2d + Flatten")
+                raise TypeError("small_cnn body does not end with AdaptiveAvgPool2d + Flatten")
             self.trunk = model.body[:-2]
         else:
-            raise ValueError(f"no feature maps before pooling known for {type(model).__name__}")
+            raise TypeError(f"no feature maps before pooling known for {type(model).__name__}")
         self.fc = model.fc
 
     def maps(self, x: torch.Tensor) -> torch.Tensor:

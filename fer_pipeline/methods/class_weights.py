@@ -12,7 +12,7 @@ ABAW4-LSD's weighted cross-entropy takes its weights from here too (or from para
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -26,7 +26,7 @@ import torch
 def feature_extractor(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
     """A factory backbone with its `fc` head removed, and the feature width."""
     if not isinstance(getattr(model, "fc", None), torch.nn.Linear):
-        raise ValueError(f"{type(model).__name__} has no linear `fc` head to remove")
+        raise TypeError(f"{type(model).__name__} has no linear `fc` head to remove")
     body = copy.deepcopy(model)
     width = body.fc.in_features
     body.fc = torch.nn.Identity()

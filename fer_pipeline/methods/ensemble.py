@@ -7,7 +7,7 @@ vector (so an ensemble of identical models is that model).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ EXCLUDED_OPS = ("Solarize", "Equalize")
 class FaceRandAugment(v2.RandAugment):
     """RandAugment without the operations the paper excludes for faces."""
 
-    _AUGMENTATION_SPACE = {k: v for k, v in v2.RandAugment._AUGMENTATION_SPACE.items() if k not in EXCLUDED_OPS}
+    _AUGMENTATION_SPACE: ClassVar[dict] = {k: v for k, v in v2.RandAugment._AUGMENTATION_SPACE.items() if k not in EXCLUDED_OPS}
 
 
 def upsample_plan(targets, seed: int) -> list[tuple[int, int]]:
