@@ -47,6 +47,15 @@ def _predict_video(p):
                                               "files (default: OpenCV's Haar cascade)")
 
 
+def _subset(p):
+    _dataset(p)
+    p.add_argument("--imbalance-factor", type=float, required=True,
+                   help="largest class count / smallest (>= 1), LNSU section 4.4")
+    p.add_argument("--seed", type=int, default=0, help="which images are drawn (default: 0)")
+    p.add_argument("--class-set", help="class set whose classes are counted (default: train.supervised.class_set)")
+    p.add_argument("--out", help="index file to write (default: data/subsets/<dataset>_if<IF>_seed<seed>.json)")
+
+
 def _dvc_yaml(p):
     p.add_argument("--check", action="store_true", help="fail if a file differs instead of writing it")
     p.add_argument("--group", choices=("main", "spatial"),
@@ -75,6 +84,7 @@ COMMANDS = {
     "evaluate-temporal": ("whole-video evaluation: frame-level, + temporal encoder, + post-processing (macro-F1)",
                           None),
     "predict-video": ("per-frame expression CSV for a folder of aligned frames or a video file", _predict_video),
+    "subset": ("a long-tailed subset of a train split with a given imbalance factor (an index file)", _subset),
     "report": ("gather the results table of the main DAG", None),
     "report-spatial": ("Face2Exp's Tables 4 and 6 over the study's seeds", None),
     "summary": ("print the results table and how to open MLflow", None),
