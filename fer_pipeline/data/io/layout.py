@@ -23,7 +23,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 LABEL_SUFFIXES = (".txt", ".csv", ".tsv", ".idx", ".lst", ".json")
 # Files and folders an operating system or file browser leaves behind (lower case).
 OS_METADATA = {"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r", "__macosx", "@eadir", "$recycle.bin",
-               "system volume information", "lost+found", ".ds_store"}
+               "system volume information", "lost+found"}
 DOC_SUFFIXES = (".md", ".pdf", ".html", ".htm", ".rtf", ".docx")
 DOC_PREFIXES = ("readme", "license", "licence", "copying", "terms", "agreement", "eula")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar")
