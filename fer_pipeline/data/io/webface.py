@@ -145,6 +145,9 @@ def read_webface_folders(root: str | Path, part: Partition = WHOLE, options: Rea
             relative = f"{entry.name}/{sub.name}"
             if _skip(sub, relative, options, report):
                 continue
+            if ignore_rule(sub.name) is not None:  # documentation, archives
+                report.ignore(ignore_rule(sub.name), relative)
+                continue
             if not is_dir(sub):
                 if part.owns(relative):
                     yield Reject(relative, "unlabeled", "no_identity_folder",
