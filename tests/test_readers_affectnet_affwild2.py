@@ -169,8 +169,10 @@ def test_affectnet_headerless_validation_and_missing_csv(affectnet_root):
     test_items = [i for i in items if i.split == "test"]
     assert len(test_items) == 1 and test_items[0].label == "neutral"
     assert len(test_items[0].landmarks5) == 5
-    (affectnet_root / "validation.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="validation.csv"):
+    (affectnet_root / "validation.csv").unlink()  # a train-only copy: read as such
+    assert {i.split for i in read_affectnet_manual(affectnet_root)} == {"train"}
+    (affectnet_root / "training.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="training,validation"):
         list(read_affectnet_manual(affectnet_root))
 
 
@@ -254,11 +256,13 @@ def test_affwild2_missing_annotations_is_a_clear_error(tmp_path):
         list(read_affwild2_expr(tmp_path))
 
 
-def test_affwild2_wrong_header_skips_the_file(affwild2_root):
+def test_affwild2_wrong_header_rejects_every_line_of_the_file(affwild2_root):
     path = affwild2_root / "annotations/EXPR_Classification_Challenge/Validation_Set/video7_left.txt"
     path.write_text("Anger,Neutral,Disgust,Fear,Happiness,Sadness,Surprise,Other\n7\n1\n")
     items = [i for i in read_affwild2_expr(affwild2_root) if i.split == "test"]
-    assert len(items) == 1 and items[0].reason == "malformed_line" and items[0].source.endswith(":1")
+    # Each label line is an input, rejected; the frame on disk past them is one too.
+    assert [(i.reason, i.source.rsplit("/", 1)[-1]) for i in items] == [
+        ("bad_header", "video7_left.txt:2"), ("bad_header", "video7_left.txt:3"), ("unlabeled_frame", "00003.jpg")]
 
 
 def test_both_formats_are_registered():

@@ -15,6 +15,22 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 DEFAULT_PARAMS = Path("params.yaml")
 
 
+# The optional reader keys of datasets.<name> (fer_pipeline/data/io/layout.py, docs/datasets.md)
+# and the formats each applies to (None: every format).
+DATASET_READ_KEYS: dict[str, tuple[str, ...] | None] = {
+    "follow_symlinks": None,
+    "allow_empty": None,
+    "max_missing_fraction": None,
+    "ignore": None,
+    "layout": ("webface_folders",),
+    "annotations_dir": ("affwild2_expr",),
+    "frames_dir": ("affwild2_expr",),
+    "labels_dir": ("affectnet_manual",),
+    "images_dir": ("affectnet_manual",),
+    "splits": ("affectnet_manual", "affwild2_expr"),
+}
+
+
 class ParamsError(ValueError):
     """params.yaml is unreadable or does not match the schema."""
 
@@ -46,7 +62,21 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
                 continue
             lines.append(f"{source}: key '{where}': {err.message}")
         raise ParamsError("invalid parameters:\n  " + "\n  ".join(lines))
+    lines = _dataset_key_errors(params, source)
+    if lines:
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(lines))
     return params
+
+
+def _dataset_key_errors(params: dict, source: str) -> list[str]:
+    """A reader key of datasets.<name> given for a format that does not take it."""
+    lines = []
+    for name, ds in (params.get("datasets") or {}).items():
+        for key, formats in DATASET_READ_KEYS.items():
+            if key in ds and formats is not None and ds.get("format") not in formats:
+                lines.append(f"{source}: key 'datasets.{name}.{key}' applies to format {' / '.join(formats)} only, "
+                             f"not {ds.get('format')}")
+    return lines
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> dict:

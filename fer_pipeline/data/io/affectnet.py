@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 from typing import Iterator
 
+from fer_pipeline.data.io.layout import (NOT_DATA, PARAMS_IGNORE, LayoutError, ReadOptions, Report, check_entries,
+                                         find_child, ignore_rule, is_image_name, params_ignored, relative_to,
+                                         resolve_root, unwrap)
 from fer_pipeline.data.io.partition import WHOLE, Partition
-from fer_pipeline.data.io.paths import PathOutsideRootError, safe_join
+from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, safe_join
 from fer_pipeline.data.io.records import RawRecord, Reject
 from fer_pipeline.common.labels import UnknownLabelError, to_canonical
 
 IMAGES_DIR = "Manually_Annotated_Images"
+# Where releases put the two CSVs and the images, relative to the root (tried in order).
+LABEL_DIRS = (".", "Manually_Annotated_file_lists", "Manually_Annotated")
+IMAGE_DIRS = (IMAGES_DIR, "Manually_Annotated/Manually_Annotated_Images", "Manually_Annotated")
+# The release's automatically annotated part: another format, not read here.
+RELEASE_PARTS = {"automatically_annotated", "automatically_annotated_images", "automatically_annotated_file_list",
+                 "automatically_annotated_file_lists"}
+UNLISTED_IMAGE = "unlisted_image"
 # The validation set is AffectNet's public test set (the real test set is unreleased).
 SPLIT_FILES = (("training.csv", "train"), ("validation.csv", "test"))
 COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
@@ -89,18 +100,23 @@ def _reader(path: Path):
     return lambda: path.read_bytes()
 
 
-def _record(root: Path, fields: list[str], split: str) -> RawRecord:
+def _record(root: Path, fields: list[str], split: str, images_rel: str = IMAGES_DIR,
+            follow_symlinks: bool = True) -> RawRecord:
     """One CSV row -> a record, or _RowError with its reject reason."""
     if len(fields) != len(COLUMNS):
         raise _RowError("malformed_line", f"expected {len(COLUMNS)} columns, got {len(fields)}")
     row = dict(zip(COLUMNS, (f.strip() for f in fields)))
     _check_numeric(row)
     label = _label(row["expression"])  # before landmarks: No-Face rows often have none
-    relative = f"{IMAGES_DIR}/{row['subDirectory_filePath']}"
+    relative = f"{images_rel}/{row['subDirectory_filePath']}"
     try:
-        path = safe_join(root, relative)
+        # The CSV's own path must stay inside the images folder, not only inside the root.
+        safe_join(root / images_rel, row["subDirectory_filePath"])
+        path = safe_join(root, relative, follow_symlinks)
     except PathOutsideRootError as exc:
         raise _RowError("path_outside_root", str(exc)) from None
+    except SymlinkRefusedError as exc:
+        raise _RowError("symlink_not_followed", str(exc)) from None
     landmarks5 = five_from_68(parse_landmarks(row["facial_landmarks"]))
     return RawRecord(source=relative, split=split, label=label, identity=None, load=_reader(path),
                      landmarks5=landmarks5)
@@ -112,29 +128,139 @@ def _check_header(path: Path, fields: list[str]) -> None:
         raise ValueError(f"{path}: header {fields} is not AffectNet's {list(COLUMNS)}")
 
 
-def _read_csv(root: Path, csv_name: str, split: str, part: Partition) -> Iterator[RawRecord | Reject]:
-    with open(root / csv_name, encoding="utf-8-sig", newline="") as fh:
+def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank data row; the header is checked, not returned."""
+    rows_out = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         rows = csv.reader(fh)
         for fields in rows:
-            where = f"{csv_name}:{rows.line_num}"
             if not fields or not any(f.strip() for f in fields):
                 continue
             if rows.line_num == 1 and fields[0].strip() == COLUMNS[0]:
-                _check_header(root / csv_name, fields)
+                _check_header(path, fields)
                 continue
-            if not part.owns(fields[0]):  # keyed by subDirectory_filePath
-                continue
-            try:
-                yield _record(root, fields, split)
-            except _RowError as exc:
-                yield Reject(where, split, exc.reason, str(exc))
+            rows_out.append((rows.line_num, fields))
+    return rows_out
 
 
-def read_affectnet_manual(root: str | Path, part: Partition = WHOLE) -> Iterator[RawRecord | Reject]:
-    root = Path(root)
-    for csv_name, _ in SPLIT_FILES:  # check both before yielding anything
-        if not (root / csv_name).is_file():
-            raise FileNotFoundError(f"AffectNet annotation file not found: {root / csv_name} "
-                                    f"(expected <root>/{csv_name})")
+def _read_csv(root: Path, csv_path: Path, rows: list, split: str, part: Partition, images_rel: str,
+              options: ReadOptions) -> Iterator[RawRecord | Reject]:
+    csv_rel = relative_to(csv_path, root)
+    for line_num, fields in rows:
+        where = f"{csv_rel}:{line_num}"
+        if not part.owns(fields[0]):  # keyed by subDirectory_filePath
+            continue
+        try:
+            yield _record(root, fields, split, images_rel, options.follow_symlinks)
+        except _RowError as exc:
+            yield Reject(where, split, exc.reason, str(exc))
+
+
+def _in_root(root: Path, relative: str) -> Path | None:
+    """`root/relative` matched without regard to case, one component at a time."""
+    path = root
+    for part in [] if relative in (".", "") else relative.split("/"):
+        path = find_child(path, part, kind="dir")
+        if path is None:
+            return None
+    return path
+
+
+def _locate(root: Path, options: ReadOptions, report: Report) -> tuple[Path, dict[str, Path], str]:
+    """(the dataset folder, {split: its CSV}, the images folder relative to the dataset folder)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"AffectNet root not found: {root} (expected <root>/training.csv)")
+
+    def csvs_in(folder: Path | None) -> dict[str, Path]:
+        found = {}
+        for csv_name, split in SPLIT_FILES:
+            path = folder and find_child(folder, csv_name, kind="file")
+            if path is not None:
+                found[split] = path
+        return found
+
+    label_dirs = (options.labels_dir,) if options.labels_dir else LABEL_DIRS
+    base = root if options.labels_dir else unwrap(
+        root, lambda p: any(csvs_in(_in_root(p, d)) for d in LABEL_DIRS), options, report)
+    candidates = {d: csvs_in(_in_root(base, d)) for d in label_dirs}
+    candidates = {d: found for d, found in candidates.items() if found}
+    expected = " or ".join(f"<root>/{d + '/' if d != '.' else ''}{{training,validation}}.csv" for d in label_dirs)
+    if not candidates:
+        raise FileNotFoundError(f"AffectNet annotation files not found under {base}: expected {expected} "
+                                f"(training.csv and/or validation.csv)")
+    if len(candidates) > 1:
+        raise LayoutError(f"AffectNet: CSV files in {len(candidates)} folders of {base}: {sorted(candidates)}; "
+                          f"say which with datasets.<name>.labels_dir")
+    (labels_dir, csvs), = candidates.items()
+    if options.splits is not None:
+        wanted = {"train": "training.csv", "test": "validation.csv"}
+        for split in options.splits:
+            if split not in csvs:
+                raise FileNotFoundError(f"AffectNet annotation file not found: {_in_root(base, labels_dir) / wanted[split]} "
+                                        f"(datasets.<name>.splits lists {split!r})")
+        csvs = {s: p for s, p in csvs.items() if s in options.splits}
+    image_dirs = (options.images_dir,) if options.images_dir else IMAGE_DIRS
+    images = next((d for d in image_dirs if _in_root(base, d) is not None and (
+        d != "Manually_Annotated" or _in_root(base, "Manually_Annotated/Manually_Annotated_Images") is None)), None)
+    if images is None and options.images_dir:
+        raise FileNotFoundError(f"AffectNet images folder not found: {base / options.images_dir} "
+                                f"(datasets.<name>.images_dir)")
+    images_rel = relative_to(_in_root(base, images), base) if images is not None else IMAGES_DIR
+    report.layout.update({"labels": {s: relative_to(p, root) for s, p in csvs.items()},
+                          "images": relative_to(base / images_rel, root)})
+    if set(csvs) != {"train", "test"}:
+        report.layout["splits_missing"] = sorted({"train", "test"} - set(csvs))
+    # Account for the folders next to the CSVs and the images.
+    top = images_rel.split("/")[0].lower()
+    known = {top} | {p.name.lower() for p in csvs.values() if p.parent == base} | {
+        relative_to(_in_root(base, labels_dir), base).split("/")[0].lower()}
+    known |= {p.name.lower() for p in csvs_in(base).values()}
+    check_entries(base, root, known, options, report, "AffectNet", release_parts=RELEASE_PARTS,
+                  expected="training.csv, validation.csv, Manually_Annotated_Images/, Manually_Annotated_file_lists/")
+    return base, csvs, images_rel
+
+
+def _account_for_images(base: Path, root: Path, images_rel: str, referenced: set[str], options: ReadOptions,
+                        report: Report) -> None:
+    """Every file under the images folder: an input (a CSV row names it), or ignored by rule."""
+    images = base / images_rel
+    if not images.is_dir():
+        return
+    for folder, dirs, files in os.walk(images, followlinks=options.follow_symlinks):
+        kept_dirs = []
+        for name in sorted(dirs):
+            relative = relative_to(Path(folder) / name, root)
+            rule = ignore_rule(name) or (PARAMS_IGNORE if params_ignored(relative, options) else None)
+            if rule:
+                report.ignore(rule, relative)
+            else:
+                kept_dirs.append(name)
+        dirs[:] = kept_dirs
+        for name in sorted(files):
+            path = Path(folder) / name
+            relative = relative_to(path, root)
+            inner = relative_to(path, images)
+            rule = ignore_rule(name) or (PARAMS_IGNORE if params_ignored(relative, options) else None)
+            if rule:
+                report.ignore(rule, relative)
+            elif inner not in referenced:
+                report.ignore(UNLISTED_IMAGE if is_image_name(name) else NOT_DATA, relative)
+
+
+def read_affectnet_manual(root: str | Path, part: Partition = WHOLE, options: ReadOptions | None = None,
+                          report: Report | None = None) -> Iterator[RawRecord | Reject]:
+    """Both CSVs when both are there; a train-only (or test-only) copy reads the one it
+    has (the manifest's layout says which split is missing); `datasets.<name>.splits`
+    makes a split required."""
+    options, report = options or ReadOptions(), report or Report(part)
+    root = resolve_root(root)
+    base, csvs, images_rel = _locate(root, options, report)
+    rows = {split: _csv_rows(path) for split, path in csvs.items()}  # all headers checked before any record
+    for split, path in csvs.items():
+        report.label_files.append(str(path))
+        report.listed += len(rows[split])
+    referenced = {os.path.normpath(fields[0].strip()) for split_rows in rows.values() for _, fields in split_rows}
+    _account_for_images(base, root, images_rel, referenced, options, report)
     for csv_name, split in SPLIT_FILES:
-        yield from _read_csv(root, csv_name, split, part)
+        if split in csvs:
+            yield from _read_csv(base, csvs[split], rows[split], split, part, images_rel, options)

@@ -1,4 +1,12 @@
-"""Resolve paths read from dataset lists so they cannot escape the dataset root."""
+"""Join paths read from dataset lists to their dataset root, so they cannot escape it.
+
+The rule is lexical: an entry of a label file may not be absolute and may not climb
+out of the root with `..` (`train_x/../../etc/passwd.jpg` is refused, `a/../b.jpg`
+is `b.jpg`). Symlinks the user placed inside the root (the usual way to point at
+licensed data on another disk) are followed; with `follow_symlinks=False`
+(params `datasets.<name>.follow_symlinks: false`) an entry that passes through a
+symlink is refused instead (SymlinkRefusedError).
+"""
 
 from __future__ import annotations
 
@@ -11,42 +19,60 @@ class PathOutsideRootError(ValueError):
     """A list or CSV entry points outside its dataset root (e.g. '../../etc/passwd')."""
 
 
+class SymlinkRefusedError(ValueError):
+    """An entry passes through a symlink and the params say symlinks are not followed."""
+
+
 @lru_cache(maxsize=64)
-def _resolved_root(root: str, cwd: str) -> str:
+def _absolute_root(root: str, cwd: str) -> str:
     # Keyed by the working directory too: a relative root means another folder after a chdir.
-    return os.path.realpath(os.path.join(cwd, root))
+    return os.path.normpath(os.path.join(cwd, root))
 
 
 @lru_cache(maxsize=4096)
-def _resolved_dir(path: str) -> str:
-    # Entries of a list share few folders (an AffectNet subdirectory, a WebFace
-    # identity): resolve each folder once, then only the file name per entry.
-    return os.path.realpath(path)
+def _is_link(path: str) -> bool:
+    # Entries share few folders (an AffectNet subdirectory, a WebFace identity): each
+    # folder is looked at once.
+    return os.path.islink(path)
 
 
-def _resolve(path: str) -> str:
-    """os.path.realpath(path), with the folder part cached."""
-    head, name = os.path.split(path)
-    if name in ("", ".", ".."):
-        return os.path.realpath(path)
-    candidate = os.path.join(_resolved_dir(head), name)
-    try:
-        is_link = os.path.islink(candidate)
-    except OSError:
-        is_link = False
-    return os.path.realpath(candidate) if is_link else candidate
-
-
-def safe_join(root: str | Path, relative: str) -> Path:
-    """`root/relative` with every symlink and `..` resolved; PathOutsideRootError when
-    that lands outside the (resolved) root. The root is resolved once per process, not
-    once per entry: readers call this for every line of a list."""
+def absolute_root(root: str | Path) -> str:
     root = os.fspath(root)
-    resolved_root = _resolved_root(root, "" if os.path.isabs(root) else os.getcwd())
+    return _absolute_root(root, "" if os.path.isabs(root) else os.getcwd())
+
+
+def check_relative(relative: str, root: str) -> str:
+    """`relative` normalised, or PathOutsideRootError when it is absolute or climbs out."""
     if os.path.isabs(relative):
-        raise PathOutsideRootError(f"{relative!r} resolves outside the dataset root {resolved_root}")
-    candidate = _resolve(os.path.join(resolved_root, relative))
-    inside = resolved_root if resolved_root.endswith(os.sep) else resolved_root + os.sep  # root may be "/"
-    if candidate != resolved_root and not candidate.startswith(inside):
-        raise PathOutsideRootError(f"{relative!r} resolves outside the dataset root {resolved_root}")
-    return Path(candidate)
+        raise PathOutsideRootError(f"{relative!r} is an absolute path, not a path inside the dataset root {root}")
+    norm = os.path.normpath(relative)
+    if norm == os.pardir or norm.startswith(os.pardir + os.sep):
+        raise PathOutsideRootError(f"{relative!r} leaves the dataset root {root} (a '..' path)")
+    return norm
+
+
+def first_symlink(root: str, norm: str) -> str | None:
+    """The first path component below `root` on the way to `root/norm` that is a symlink."""
+    if norm == os.curdir:
+        return None
+    path = root
+    for part in norm.split(os.sep):
+        path = os.path.join(path, part)
+        if _is_link(path):
+            return path
+    return None
+
+
+def safe_join(root: str | Path, relative: str, follow_symlinks: bool = True) -> Path:
+    """`root/relative` (absolute). PathOutsideRootError when `relative` is absolute or
+    climbs out of the root; SymlinkRefusedError when symlinks are not to be followed
+    and one lies on the way. Nothing is resolved, so a symlinked folder inside the
+    root keeps its path inside the root."""
+    root_abs = absolute_root(root)
+    norm = check_relative(relative, root_abs)
+    if not follow_symlinks:
+        link = first_symlink(root_abs, norm)
+        if link is not None:
+            raise SymlinkRefusedError(f"{link} is a symlink (-> {os.readlink(link)}) and symlinks are not followed "
+                                      f"(datasets.<name>.follow_symlinks is false)")
+    return Path(root_abs if norm == os.curdir else os.path.join(root_abs, norm))
