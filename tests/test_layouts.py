@@ -6,7 +6,6 @@ FaceSynth's writers, so the readers are checked against the formats as documente
 """
 
 import csv
-import os
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,6 @@ from fer_pipeline.common import params as params_mod
 from fer_pipeline.data.io.affectnet import read_affectnet_manual
 from fer_pipeline.data.io.affwild2 import read_affwild2_expr
 from fer_pipeline.data.io.layout import LayoutError, ReadOptions, Report
-from fer_pipeline.data.io.rafdb import read_rafdb_basic
 from fer_pipeline.data.io.records import RawRecord, Reject
 from fer_pipeline.data.io.webface import read_webface_folders
 from fer_pipeline.data.prep.prepare import PrepareError, prepare_dataset

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fer_pipeline.data.io.layout import (PARAMS_IGNORE, LayoutError, ReadOptions, Report, entries, ignore_rule,
-                                         is_dir, is_image_name, params_ignored, resolve_root)
+                                         is_dir, params_ignored, resolve_root)
 from fer_pipeline.data.io.partition import WHOLE, Partition
 from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, safe_join
 from fer_pipeline.data.io.records import RawRecord, Reject
