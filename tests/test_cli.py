@@ -122,6 +122,16 @@ def test_bad_params_name_the_dotted_key(command, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"], "nothing written before the check"
 
 
+def test_generate_names_a_file_standing_where_its_folder_goes(tmp_path):
+    params = project(tmp_path)
+    blocker = params["generate"]["out_dir"].split("/")[0]
+    (tmp_path / blocker).write_text("not a folder")
+    proc = fer(tmp_path, "generate")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"generate.out_dir {params['generate']['out_dir']}: {blocker} is a file" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "mlflow.db").exists(), "refused before any run"
+
+
 def test_missing_params_file_is_named(tmp_path):
     proc = fer(tmp_path, "status", "--params", "nowhere/params.yaml")
     assert proc.returncode == 2
