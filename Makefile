@@ -6,7 +6,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test ui dag clean
+.PHONY: install run test test-fast ui dag clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ run: $(STAMP)
 ## file per worker at a time, in collection order: the two DAG integration tests (separate
 ## files, collected first by tests/conftest.py) start at once, the short files fill in
 test: $(STAMP)
-	python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
+	python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
+
+## the suite without the DAG integration tests (snakemake/dvc end to end): minutes less
+test-fast: $(STAMP)
+	python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15 -m "not integration"
 
 ## browse the MLflow runs at http://127.0.0.1:5000
 ui: $(STAMP)

@@ -45,6 +45,10 @@ def tiny_params() -> dict:
                                         "d_model": 8, "layers": 1, "heads": 2, "ff_dim": 16, "threads": 1,
                                         "log_every": 1, "checkpoint_every": 1})
     params["temporal"]["evaluate"]["postprocess"]["window"] = 3
+    # Every device key on the CPU: `auto` would pick bf16 CUDA on a GPU host, and the
+    # tests comparing weights byte for byte assume the CPU's float32 arithmetic.
+    for cfg in (sup, params["train"]["meta"], params["temporal"]["features"], params["temporal"]["train"]):
+        cfg["device"] = "cpu"
     return params
 
 

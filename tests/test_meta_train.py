@@ -2,13 +2,14 @@
 
 import copy
 import json
-import os
-import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import tool_env
 from fer_pipeline.data.prep.prepare import prepare_dataset
 from fer_pipeline.data.synth.world import World
 from fer_pipeline.data.synth.writers import write_ms1m_recordio, write_rafdb_basic
@@ -97,22 +98,17 @@ def test_resume_between_audit_records_gives_the_same_record(tiny_world, cfg, tmp
     assert ra == rb
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, root: str, out: str) -> None:
-    """One torchrun-like process: the environment torchrun would set, then train_meta."""
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank)})
-    result = _run(cfg, Path(root), Path(out))
-    Path(out, f"rank{rank}.json").write_text(json.dumps(result))
-
-
 def test_ddp_ranks_share_the_feedback_and_stay_in_sync(tiny_world, cfg, tmp_path):
-    """Two gloo processes: different batch slices, one all-reduced f, identical networks."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """Two gloo processes under torchrun: different batch slices, one all-reduced f,
+    identical networks. `--standalone` binds its rendezvous port itself (port 0), so no
+    free port is picked here and released before use (a race under pytest -n auto)."""
     cfg.update({"balanced": False, "checkpoint_every": 100})
     out = tmp_path / "ddp"
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, cfg, str(tiny_world), str(out)), nprocs=2)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("_ddp_worker.py")), str(tmp_path / "cfg.json"), str(tiny_world), str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world_size"] == r1["world_size"] == 2
     assert r0["weights_digest"] == r1["weights_digest"], "DDP keeps teacher and student identical on all ranks"

@@ -74,3 +74,18 @@ def test_missing_input_is_one_clear_line(tmp_path):
     assert proc.returncode == 1
     assert "input data/prepared/rafdb not found" in proc.stderr and "fer gather --dataset rafdb" in proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" in (tmp_path / "t.log").read_text()
+
+
+def test_tiny_params_put_every_device_on_the_cpu():
+    """Any `device` key the schema gains must be pinned in tests/conftest.py: `auto`
+    would train in bf16 on a CUDA host and break the byte-equality tests."""
+    from conftest import tiny_params
+
+    def devices(node, path=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from ([(f"{path}{key}", value)] if key == "device" else devices(value, f"{path}{key}."))
+
+    found = dict(devices(tiny_params()))
+    assert len(found) == len(dict(devices(params_mod.load(REPO / "params.yaml")))) >= 4
+    assert set(found.values()) == {"cpu"}, found

@@ -4,6 +4,8 @@ and per-frame prediction for a user's frames or video."""
 
 import copy
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -13,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 
-from conftest import tiny_params
+from conftest import tiny_params, tool_env
 from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.data.prep.prepare import prepare_dataset
@@ -40,7 +43,7 @@ def built(tmp_path_factory):
     manifest = prepare_dataset("affwild2", "affwild2_expr", str(root / "raw"), root / "prep", 64, 90, 16, 40)
     torch.manual_seed(0)
     save_bundle(build_model("small_cnn", 7), "small_cnn", ClassSet.named("basic7"), 32, root / "student/model.pt")
-    features = extract_features(root / "student", root / "prep", root / "features", root / "work", ABAW8, 16)
+    features = extract_features(root / "student", root / "prep", root / "features", root / "work", ABAW8, 16, "cpu")
     return {"root": root, "prepared": manifest, "features": features}
 
 
@@ -79,7 +82,7 @@ def test_feature_extraction_resumes_per_shard(built, tmp_path):
     marked = first.set_column(first.schema.get_field_index("source"), "source",
                               pa.array(["KEPT"] + sources[1:], pa.string()))
     pq.write_table(marked, work / "features-00000.parquet")
-    extract_features(root / "student", root / "prep", tmp_path / "features", work, ABAW8, 16)
+    extract_features(root / "student", root / "prep", tmp_path / "features", work, ABAW8, 16, "cpu")
     assert pq.read_table(tmp_path / "features/features-00000.parquet").column("source")[0].as_py() == "KEPT"
     for i in range(1, n_shards):  # the others are computed, identical to an uninterrupted run
         name = f"features-{i:05d}.parquet"
@@ -89,7 +92,7 @@ def test_feature_extraction_resumes_per_shard(built, tmp_path):
 def test_labels_outside_the_class_set_are_kept_as_masked_context(built, tmp_path):
     root = built["root"]
     two = ClassSet("two", ("neutral", "happiness"))
-    extract_features(root / "student", root / "prep", tmp_path / "f2", tmp_path / "w", two, 16)
+    extract_features(root / "student", root / "prep", tmp_path / "f2", tmp_path / "w", two, 16, "cpu")
     videos = read_videos(tmp_path / "f2", "train") + read_videos(tmp_path / "f2", "test")
     abaw = read_videos(root / "features", "train") + read_videos(root / "features", "test")
     outside = sum(int((v.labels > 1).sum()) for v in abaw)  # abaw8 ids 0, 1 are neutral, happiness
@@ -128,15 +131,23 @@ def test_training_resumes_to_the_same_weights(built, tmp_path):
         assert torch.equal(a, b), f"{name} differs after resuming"
 
 
-def test_train_and_evaluate_write_the_table(built, tmp_path):
+@pytest.fixture(scope="module")
+def trained(built, tmp_path_factory):
+    """Encoders of two seeds on the fixture's features, shared by the tests that read
+    them (a fixture, not a global: each test runs alone or in any order)."""
+    root = tmp_path_factory.mktemp("trained")
     cfg = temporal_cfg(seeds=[0, 1])
     meta = {**built["features"], "image_size": 64}
-    (tmp_path / "a").mkdir()
-    summary = train_temporal(cfg["train"], built["root"] / "features", tmp_path / "models", tmp_path / "work", meta)
-    assert set(summary) == {"seed0.frame", "seed0.temporal", "seed1.frame", "seed1.temporal"}
+    summary = train_temporal(cfg["train"], built["root"] / "features", root / "models", root / "work", meta)
+    return {"models": root / "models", "summary": summary, "cfg": cfg}
+
+
+def test_train_and_evaluate_write_the_table(built, trained, tmp_path):
+    assert set(trained["summary"]) == {"seed0.frame", "seed0.temporal", "seed1.frame", "seed1.temporal"}
+    cfg = copy.deepcopy(trained["cfg"])
     cfg["evaluate"]["postprocess"] = {"mode": "centered", "window": 5}
     cfg["evaluate"]["conditions"] = str(built["root"] / "audit/affwild2_conditions.csv")
-    table = evaluate_temporal(tmp_path / "models", built["root"] / "features", tmp_path / "report", [0, 1],
+    table = evaluate_temporal(trained["models"], built["root"] / "features", tmp_path / "report", [0, 1],
                               cfg["evaluate"], synthetic=True)
     assert [r["row"] for r in table["rows"]] == [name for name, _, _ in ROWS]
     assert table["rows"][0]["macro_f1"]["n"] == 2
@@ -146,20 +157,16 @@ def test_train_and_evaluate_write_the_table(built, tmp_path):
     assert set(groups) == {"clean", "weak expression", "blur burst", "occluded"}
     scored = sum(table["rows"][0]["accuracy_by_condition"][g]["frames"] for g in groups)
     assert scored == table["n_frames"], "every scored frame is in exactly one condition"
-    # Voting cannot add label changes.
-    assert table["rows"][2]["switches_per_100_frames"]["mean"] <= table["rows"][1]["switches_per_100_frames"]["mean"]
     for name in ("metrics.json", "table.md", "predictions.csv", "table.png", "confusion_matrix.png", "timeline.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "FaceSynth" in (tmp_path / "report/table.md").read_text()
     with open(tmp_path / "report/predictions.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == built["features"]["rows_per_split"]["test"]
-    pytest.frame_models = tmp_path / "models"  # reused below
 
 
-def test_predict_video_on_a_folder_of_frames(built, tmp_path):
-    models = getattr(pytest, "frame_models", None)
-    assert models is not None, "runs after test_train_and_evaluate_write_the_table"
+def test_predict_video_on_a_folder_of_frames(built, trained, tmp_path):
+    models = trained["models"]
     frames_dir = next((built["root"] / "raw/cropped_aligned").iterdir())
     post = {"mode": "centered", "window": 5}
     result = predict_video(models / "seed0/temporal.pt", frames_dir, tmp_path / "out.csv", 64, post, 2)
@@ -182,9 +189,8 @@ def test_predict_video_on_a_folder_of_frames(built, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_predict_video_file_detects_and_aligns_faces(built, tmp_path):
-    models = getattr(pytest, "frame_models", None)
-    assert models is not None, "runs after test_train_and_evaluate_write_the_table"
+def test_predict_video_file_detects_and_aligns_faces(built, trained, tmp_path):
+    models = trained["models"]
     photo = cv2.imread(str(Path(insightface.__file__).parent / "data/images/t1.jpg"))
     blank = np.full_like(photo, 127)
     path = tmp_path / "clip.avi"
@@ -197,3 +203,32 @@ def test_predict_video_file_detects_and_aligns_faces(built, tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["face_found"] for r in rows] == ["1", "1", "0", "1"], "the blank frame is a gap"
     assert rows[2]["predicted"] == "" and rows[0]["predicted"] in ABAW8.classes
+
+
+def test_fer_predict_video_runs_the_trained_encoder_from_params(built, trained, tmp_path):
+    """The command reads the encoder, frame size, stride and voting window from params.yaml:
+    its CSV is the one predict_video writes with those values."""
+    frames_dir = next((built["root"] / "raw/cropped_aligned").iterdir())
+    params = tiny_params()
+    params["prepare"]["image_size"] = 64
+    params["temporal"]["train"]["out_dir"] = str(trained["models"])
+    params["temporal"]["evaluate"].update({"stride": 2, "postprocess": {"mode": "blocks", "window": 4}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def fer(*args):
+        return subprocess.run([sys.executable, "-m", "fer_pipeline.cli", "predict-video", *args], cwd=tmp_path,
+                              capture_output=True, text=True, env=tool_env(), timeout=300)
+
+    proc = fer("--input", str(frames_dir), "--out", "out/pred.csv", "--seed", "1", "--variant", "frame")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    predict_video(trained["models"] / "seed1/frame.pt", frames_dir, tmp_path / "direct.csv", 64,
+                  {"mode": "blocks", "window": 4}, 2)
+    assert (tmp_path / "out/pred.csv").read_text() == (tmp_path / "direct.csv").read_text()
+    with open(tmp_path / "out/pred.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(list(frames_dir.glob("*.jpg")))
+
+    proc = fer("--input", str(frames_dir), "--out", "x.csv", "--seed", "7")
+    assert proc.returncode == 1 and "seed7/temporal.pt not found" in proc.stderr
+    proc = fer("--input", "no_such_folder", "--out", "x.csv")
+    assert proc.returncode == 1 and "--input no_such_folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.csv").exists()
