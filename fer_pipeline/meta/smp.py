@@ -7,10 +7,11 @@ row sources, so every run at that fraction trains on exactly the same images.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from fer_pipeline.common.atomic import write_text
 
 
 def balanced_subset(targets: np.ndarray, fraction: float, seed: int, num_classes: int) -> np.ndarray:
@@ -34,10 +35,8 @@ def write_index(path: str | Path, sources: list[str], indices: np.ndarray, meta:
     """JSON index: the chosen rows' sources plus how they were chosen (atomic write)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**meta, "count": int(len(indices)),
-                               "sources": [sources[i] for i in indices]}, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps({**meta, "count": int(len(indices)),
+                                 "sources": [sources[i] for i in indices]}, indent=1) + "\n")
 
 
 def read_index(path: str | Path) -> set[str]:

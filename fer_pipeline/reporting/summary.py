@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from fer_pipeline.common.atomic import write_text
 from fer_pipeline.reporting.format import DEMO_NOTE
-
 
 
 def build_summary(metrics_files: dict[str, Path], synthetic: bool, temporal_metrics: Path | None = None) -> dict:
@@ -58,8 +57,6 @@ def write_report(metrics_files: dict[str, Path], out_dir: str | Path, synthetic:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = build_summary(metrics_files, synthetic, temporal_metrics)
-    for name, text in (("summary.json", json.dumps(summary, indent=2) + "\n"), ("summary.md", to_markdown(summary))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out / "summary.md", to_markdown(summary))
     return summary

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -21,8 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer_pipeline.common.atomic import write_json
-from fer_pipeline.common.atomic import replace_dir
+from fer_pipeline.common.atomic import building_dir, write_json
 from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.model import TemporalEncoder
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows
@@ -169,13 +167,9 @@ def train_temporal(cfg: dict, features_dir: str | Path, out_dir: str | Path, wor
                 write_json(_mkdir(history_file), history)
                 save_encoder(model, cfg, variant, meta, bundle)  # last: its presence marks the variant done
             summary[f"seed{seed}.{variant}"] = json.loads(history_file.read_text(encoding="utf-8"))[-1]
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(work_dir / "done", tmp)
-    write_json(tmp / "summary.json", summary)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(tmp, out_dir)
+    with building_dir(out_dir) as tmp:
+        shutil.copytree(work_dir / "done", tmp, dirs_exist_ok=True)
+        write_json(tmp / "summary.json", summary)
     shutil.rmtree(work_dir, ignore_errors=True)
     return summary
 

@@ -4,17 +4,19 @@ truncated checkpoint behind."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from fer_pipeline.common.atomic import atomic_path
+
 
 def save(path: Path, **state) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    # torch.save names the archive's inner folder after the file name less its last
+    # suffix: a temp name `<name>.tmp-<pid>` keeps the bytes those of a save to `path`.
+    with atomic_path(path, hidden=False) as tmp:
+        torch.save(state, tmp)
 
 
 def load(path: Path) -> dict | None:
