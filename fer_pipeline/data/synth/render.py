@@ -21,19 +21,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from fer_pipeline.data.prep.align import ARCFACE_TEMPLATE  # the canonical frame's five landmarks
 from fer_pipeline.data.synth.expressions import ACTION_UNITS
 
-# ArcFace 112x112 template: left eye, right eye, nose tip, left/right mouth corner.
-ARCFACE_TEMPLATE = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-)
 HAIR_STYLES: tuple[str, ...] = ("none", "short", "long", "fringe")
 OCCLUDER_KINDS: tuple[str, ...] = ("hand", "bar", "sunglasses", "ellipse")
 
