@@ -36,3 +36,21 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: Path, parts: dict, **progress) -> None:
+    """A resumable checkpoint: each part's `state_dict()` under its name, the RNG state,
+    then the run's progress (step, history, ...)."""
+    save(path, **{name: part.state_dict() for name, part in parts.items()}, rng=rng_state(), **progress)
+
+
+def load_state(path: Path, parts: dict) -> dict | None:
+    """Restore `parts` and the RNG from the checkpoint `save_state` wrote, if there is
+    one; returns the checkpoint (for its progress fields) or None."""
+    state = load(path)
+    if state is None:
+        return None
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    restore_rng(state["rng"])
+    return state
