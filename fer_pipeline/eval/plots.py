@@ -13,11 +13,12 @@ import numpy as np
 from fer_pipeline.common.atomic import atomic_path
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path, dpi: int = 120, bbox_inches: str | None = "tight") -> None:
+    """Write `fig` atomically, then close it."""
     path = Path(path)
     try:
         with atomic_path(path) as tmp:  # the temp name has no image extension: name the format
-            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches=bbox_inches)
     finally:
         plt.close(fig)
 

@@ -86,14 +86,10 @@ def train_variant(cfg: dict, videos: list[VideoFeatures], classes: list[str], se
     weights = None if weights is None else weights.to(device)
     batch = max(1, cfg["batch_frames"] // window)
     ckpt_path = work_dir / f"seed{seed}_{variant}.pt"
-    state = checkpoint.load(ckpt_path) if cfg["resume"] else None
-    step, history = 0, []
+    parts = {"model": model, "optimizer": optimizer, "scheduler": schedule}
+    state = checkpoint.load_state(ckpt_path, parts) if cfg["resume"] else None
+    step, history = (state["step"], state["history"]) if state is not None else (0, [])
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        checkpoint.restore_rng(state["rng"])
-        step, history = state["step"], state["history"]
         log.info("seed %d %s: resumed at step %d", seed, variant, step)
     per_epoch = max(1, len(feats) // batch)
     model.train()
@@ -118,8 +114,7 @@ def train_variant(cfg: dict, videos: list[VideoFeatures], classes: list[str], se
                 tracker.log_metrics({f"seed{seed}.{variant}.loss": loss.item(),
                                      f"seed{seed}.{variant}.train_accuracy": acc}, step=step)
         if step % cfg["checkpoint_every"] == 0 and step < steps:
-            checkpoint.save(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=schedule.state_dict(), rng=checkpoint.rng_state(), step=step, history=history)
+            checkpoint.save_state(ckpt_path, parts, step=step, history=history)
     ckpt_path.unlink(missing_ok=True)
     log.info("seed %d %s: %d windows of %d frames, final loss %.3f", seed, variant, len(feats), window,
              history[-1]["loss"])
