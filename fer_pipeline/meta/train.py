@@ -124,6 +124,9 @@ def _loader(dataset, sampler, workers: int, device) -> DataLoader:
 def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
                work_dir: str | Path, init_dir: str | Path | None = None, truth_csv: str | None = None,
                tracker=None, stop_after_steps: int | None = None) -> dict:
+    """Meta-train teacher and student for `cfg["steps"]` steps, checkpointing in `work_dir`;
+    rank 0 writes the student (model.pt), the teacher, the history, the Smp index and the
+    cover examples to `out_dir`. `stop_after_steps` ends the run early (as a crash would)."""
     device, world = _start(cfg)
     main = world.is_main  # only rank 0 writes files, logs records and tracks
     tracker = tracker if main else None

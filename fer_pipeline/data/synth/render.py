@@ -138,6 +138,7 @@ def render_face(
     face = Face(identity, au)
     p = Painter(size, ss, nuisance)
 
+    # Back to front: each part is painted over the ones before it.
     draw_shoulders(p, face)
     draw_hair_back(p, face)
     draw_neck(p, face)
