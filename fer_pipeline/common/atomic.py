@@ -11,19 +11,29 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _tmp_name(path: Path) -> Path:
+def _tmp_name(path: Path, hidden: bool = True) -> Path:
     # Unique per process: two jobs refreshing the same cache file must not share a temp file.
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f"{'.' if hidden else ''}{path.name}.tmp-{os.getpid()}")
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | Path, hidden: bool = True) -> Iterator[Path]:
+    """A temp path beside `path` for writers that want a file name (torch.save, savefig,
+    csv, Parquet); renamed onto `path` when the block ends without error, removed when
+    it fails. `hidden=False` keeps `path`'s name as the temp name's prefix (see
+    train/checkpoint.py)."""
     path = Path(path)
-    tmp = _tmp_name(path)
+    tmp = _tmp_name(path, hidden)
     try:
-        tmp.write_bytes(data)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -47,18 +57,26 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def building_dir(final: str | Path) -> Iterator[Path]:
-    """A fresh temp folder beside `final`, swapped into place when the block ends
-    without error and removed when it fails."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
+def scratch_dir(beside: str | Path) -> Iterator[Path]:
+    """A fresh, empty temp folder beside `beside` (so renames out of it stay on one
+    filesystem), removed when the block ends, whatever is left in it."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(beside)
+    if tmp.exists():  # left by a killed run of a process with the same id
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
         yield tmp
-        replace_dir(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building_dir(final: str | Path) -> Iterator[Path]:
+    """A fresh temp folder beside `final`, swapped into place when the block ends
+    without error and removed when it fails."""
+    with scratch_dir(final) as tmp:
+        yield tmp
+        replace_dir(tmp, Path(final))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from fer_pipeline.common.atomic import write_json
+from fer_pipeline.common.atomic import atomic_path, write_json
 from fer_pipeline.eval.metrics import classification_metrics
 from fer_pipeline.eval.plots import plot_confusion, plot_per_class
 from fer_pipeline.common.labels import ClassSet
@@ -44,12 +43,11 @@ def evaluate(model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    with open(out / "predictions.csv.tmp", "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["source", "actual", "predicted"])
         for src, t, p in zip(dataset.sources, dataset.targets.tolist(), preds.tolist()):
             writer.writerow([src, class_set.classes[t], class_set.classes[p]])
-    os.replace(out / "predictions.csv.tmp", out / "predictions.csv")
     label = title or Path(model_dir).name
     plot_confusion(metrics["confusion_matrix"], list(class_set.classes), out / "confusion_matrix.png",
                    f"{label}: confusion (rows = true)")

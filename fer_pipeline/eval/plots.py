@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,12 +10,17 @@ matplotlib.use("Agg")  # headless: stages run on servers
 import matplotlib.pyplot as plt
 import numpy as np
 
+from fer_pipeline.common.atomic import atomic_path
 
-def save_figure(fig, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+
+def save_figure(fig, path: Path, dpi: int = 120, bbox_inches: str | None = "tight") -> None:
+    """Write `fig` atomically, then close it."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:  # the temp name has no image extension: name the format
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches=bbox_inches)
+    finally:
+        plt.close(fig)
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> None:

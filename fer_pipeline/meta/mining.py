@@ -13,22 +13,22 @@ stages read like any other.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fer_pipeline.common.atomic import building_dir, write_json
 from fer_pipeline.common.labels import ClassSet
-from fer_pipeline.common.atomic import replace_dir
-from fer_pipeline.data.prep.shards import SHARD_SCHEMA, ShardWriter, write_rejects
 from fer_pipeline.data.datasets import FaceShardDataset, build_transform, decode_rgb, read_split
+from fer_pipeline.data.prep.manifest import Ledger, read_manifest, write_manifest
+from fer_pipeline.data.prep.shards import SHARD_SCHEMA, ShardWriter, write_rejects
 from fer_pipeline.models.bundle import load_bundle
+from fer_pipeline.models.features import Penultimate
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +89,26 @@ class _PoolImages(Dataset):
 
 @torch.no_grad()
 def penultimate_features(model: torch.nn.Module, dataset: Dataset, batch_size: int) -> np.ndarray:
-    """Features before the classifier (torchvision ResNets: the input of `fc`)."""
-    head, model.fc = model.fc, torch.nn.Identity()
-    model.eval()
-    try:
-        feats = [model(x).float() for x, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False)]
-    finally:
-        model.fc = head
+    """Features before the classifier (the input of `fc`)."""
+    tap = Penultimate(model).eval()
+    feats = [tap(x).float() for x, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False)]
     return torch.cat(feats).numpy()
+
+
+def centroid_similarity(model: torch.nn.Module, input_size: int, class_set: ClassSet, labeled_dir: str | Path,
+                        pool: pa.Table, batch_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Cosine similarity of every pool face to every class centroid (Eq. 3-4); the class id
+    of each column (plus a trailing -1 for "none"); the classes without a centroid."""
+    labeled = FaceShardDataset(labeled_dir, "train", class_set, input_size, augment=None)
+    centroids, present = class_centroids(penultimate_features(model, labeled, batch_size),
+                                         labeled.targets.numpy(), len(class_set))
+    absent = [c for k, c in enumerate(class_set.classes) if k not in present]
+    if absent:
+        log.warning("no labelled images of %s: these classes cannot be mined", absent)
+    images, sources = pool.column("image").to_pylist(), pool.column("source").to_pylist()
+    similarity = cosine_to_centroids(penultimate_features(model, _PoolImages(images, sources, input_size),
+                                                          batch_size), centroids)
+    return similarity, np.asarray(present + [-1]), absent  # column j is class present[j]; -1 stays -1
 
 
 def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
@@ -110,62 +122,54 @@ def mine_pseudo_labels(model_dir: str | Path, labeled_dir: str | Path, pool_dir:
     dataset and tests on the labelled set's own test split."""
     model, bundle = load_bundle(model_dir)
     class_set = ClassSet(bundle["class_set"], tuple(bundle["classes"]))
-    labeled = FaceShardDataset(labeled_dir, "train", class_set, bundle["input_size"], augment=None)
-    centroids, present = class_centroids(penultimate_features(model, labeled, batch_size),
-                                         labeled.targets.numpy(), len(class_set))
-    absent = [c for k, c in enumerate(class_set.classes) if k not in present]
-    if absent:
-        log.warning("no labelled images of %s: these classes cannot be mined", absent)
     pool = read_split(pool_dir, "unlabeled", columns=("image", "split", "source", "identity", "landmarks5"))
-    images, sources = pool.column("image").to_pylist(), pool.column("source").to_pylist()
-    similarity = cosine_to_centroids(penultimate_features(model, _PoolImages(images, sources, bundle["input_size"]),
-                                                          batch_size), centroids)
-    class_ids = np.asarray(present + [-1])  # column j of `similarity` is class present[j]; -1 stays -1
+    similarity, class_ids, absent = centroid_similarity(model, bundle["input_size"], class_set, labeled_dir, pool,
+                                                        batch_size)
     mined = class_ids[assign_by_margin(similarity, delta)]
-
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    writer = ShardWriter(tmp, 50_000, row_group_size)
+    per_class = Counter(class_set.classes[k] for k in mined if k >= 0)
     rows = pool.to_pylist()
     labeled_rows = _labeled_rows(Path(labeled_dir)) if include_labeled else []
+    out_dir = Path(out_dir)
+    with building_dir(out_dir) as tmp:
+        shards, ledger = _write_mined(tmp, rows, mined, per_class, labeled_rows, class_set, delta, row_group_size)
+        manifest = {
+            "dataset": out_dir.name, "format": "mined", "source_pool": str(pool_dir), "model": str(model_dir),
+            "labeled_rows_from": str(labeled_dir) if include_labeled else None,
+            "delta": delta, "classes_without_centroid": absent, "mined": int((mined >= 0).sum()),
+            **ledger.counts(out_dir.name), "shards": shards,
+            "content_digest": _digest(mined, [row["source"] for row in rows], delta, model_dir, pool_dir,
+                                      labeled_dir if include_labeled else None),
+        }
+        write_manifest(tmp, manifest)
+        if truth is not None:
+            write_json(tmp / "mining_audit.json", {
+                f"{d:g}": mining_audit(class_ids[assign_by_margin(similarity, d)], truth, class_set.classes)
+                for d in sorted(set(audit_deltas) | {delta})})
+    log.info("mined %d of %d pool faces at delta %.3f: %s", manifest["mined"], len(rows), delta, dict(per_class))
+    return manifest
+
+
+def _write_mined(out: Path, rows: list[dict], mined: np.ndarray, per_class: Counter, labeled_rows: list[dict],
+                 class_set: ClassSet, delta: float, row_group_size: int) -> tuple[list[str], Ledger]:
+    """Shards (the labelled rows, then the mined pool faces as split "train") and the
+    rejects ledger of the faces left unlabelled; returns the shard names and the counts."""
+    ledger = Ledger()
+    ledger.inputs = len(rows) + len(labeled_rows)
+    writer = ShardWriter(out, 50_000, row_group_size)
     for row in labeled_rows:
         writer.add(row)
+        ledger.keep(row["split"], row["label"])
     for row, k in zip(rows, mined):
         if k >= 0:
             writer.add({**row, "label": class_set.classes[k], "split": "train"})
     writer.close()
+    ledger.keep_counts("train", per_class)
     # Pool faces left unlabelled are not lost: the ledger lists them with their reason.
-    write_rejects(tmp / "rejects.parquet", [
+    write_rejects(out / "rejects.parquet", [
         {"source": row["source"], "split": "unlabeled", "reason": "below_margin",
          "detail": f"best-minus-second cosine similarity < {delta}"} for row, k in zip(rows, mined) if k < 0])
-    counts = Counter(class_set.classes[k] for k in mined if k >= 0)
-    per_split = Counter(row["split"] for row in labeled_rows) + Counter({"train": int((mined >= 0).sum())})
-    per_split_class: dict = {}
-    for row in labeled_rows:
-        per_split_class.setdefault(row["split"], Counter())[row["label"]] += 1
-    per_split_class["train"] = per_split_class.get("train", Counter()) + counts
-    manifest = {
-        "dataset": out_dir.name, "format": "mined", "source_pool": str(pool_dir), "model": str(model_dir),
-        "labeled_rows_from": str(labeled_dir) if include_labeled else None,
-        "delta": delta, "classes_without_centroid": absent,
-        "mined": int((mined >= 0).sum()), "inputs": len(rows) + len(labeled_rows),
-        "kept": int((mined >= 0).sum()) + len(labeled_rows), "rejected": int((mined < 0).sum()),
-        "kept_per_split": dict(sorted(per_split.items())),
-        "kept_per_split_class": {split: dict(sorted(c.items())) for split, c in sorted(per_split_class.items())},
-        "rejected_per_reason": {"below_margin": int((mined < 0).sum())}, "shards": writer.shards,
-        "content_digest": _digest(mined, sources, delta, model_dir, pool_dir, labeled_dir if include_labeled else None),
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    if truth is not None:
-        audit = {f"{d:g}": mining_audit(class_ids[assign_by_margin(similarity, d)], truth, class_set.classes)
-                 for d in sorted(set(audit_deltas) | {delta})}
-        (tmp / "mining_audit.json").write_text(json.dumps(audit, indent=2) + "\n", encoding="utf-8")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(tmp, out_dir)
-    log.info("mined %d of %d pool faces at delta %.3f: %s", manifest["mined"], len(rows), delta, dict(counts))
-    return manifest
+    ledger.reject("below_margin", int((mined < 0).sum()))
+    return writer.shards, ledger
 
 
 def pool_truth(truth_csv: str | None, pool_dir: str | Path, class_set: ClassSet) -> np.ndarray | None:
@@ -188,16 +192,12 @@ def _labeled_rows(labeled_dir: Path) -> list[dict]:
     return rows
 
 
-def _manifest_digest(dataset_dir) -> str:
-    return json.loads((Path(dataset_dir) / "manifest.json").read_text(encoding="utf-8"))["content_digest"]
-
-
 def _digest(mined: np.ndarray, sources: list[str], delta: float, model_dir, pool_dir, labeled_dir=None) -> str:
     """The pool's own digest (its pixels) plus which face got which label (plus the labelled set's)."""
     model_bytes = (Path(model_dir) / "model.pt").read_bytes()
-    labeled = _manifest_digest(labeled_dir) if labeled_dir else "-"
-    h = hashlib.sha256(f"{_manifest_digest(pool_dir)}|{labeled}|{hashlib.sha256(model_bytes).hexdigest()}|{delta}|"
-                       .encode())
+    pool = read_manifest(pool_dir)["content_digest"]
+    labeled = read_manifest(labeled_dir)["content_digest"] if labeled_dir else "-"
+    h = hashlib.sha256(f"{pool}|{labeled}|{hashlib.sha256(model_bytes).hexdigest()}|{delta}|".encode())
     for s, k in zip(sources, mined):
         h.update(f"{s}:{int(k)}\n".encode())
     return h.hexdigest()

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fer_pipeline.common.atomic import write_json, write_text  # noqa: E402
+from fer_pipeline.eval.plots import save_figure  # noqa: E402
 from fer_pipeline.reporting.format import DEMO_NOTE, fmt, mean_sd  # noqa: E402
 from fer_pipeline.studies.spatial import ablation_rows, percent  # noqa: E402
 
@@ -166,8 +167,7 @@ def plot_tables(tables: dict, seeds: list[dict], out: Path) -> None:
         _bars(axes[0], labels, [table[c]["mean_class_accuracy"] for c in labels], "mean class accuracy ↑")
         _bars(axes[1], labels, [table[c]["std_class_accuracy"] for c in labels], "std of class accuracy ↓")
         fig.tight_layout()
-        fig.savefig(out / f"{name}.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out / f"{name}.png", dpi=110, bbox_inches=None)
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for row in tables["audit"]:
@@ -180,8 +180,7 @@ def plot_tables(tables: dict, seeds: list[dict], out: Path) -> None:
     ax.set_ylabel("teacher pseudo-label accuracy (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "pseudo_label_accuracy.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "pseudo_label_accuracy.png", dpi=110, bbox_inches=None)
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     deltas = list(tables["mining"])
@@ -197,8 +196,7 @@ def plot_tables(tables: dict, seeds: list[dict], out: Path) -> None:
     ax.set_ylabel("%")
     ax.set_title("mining precision / coverage per class")
     fig.tight_layout()
-    fig.savefig(out / "mining.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "mining.png", dpi=110, bbox_inches=None)
 
 
 def write_spatial_report(results_files: list[Path], spatial: dict, out_dir: str | Path, synthetic: bool) -> dict:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from fer_pipeline.common.atomic import atomic_path
 from fer_pipeline.temporal.postprocess import majority_smooth
 from fer_pipeline.reporting.temporal import ROWS
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows, merge_window_logits
@@ -116,15 +116,13 @@ def write_predictions(path: Path, videos: list[VideoFeatures], preds: dict, clas
     def name(k: int) -> str:
         return classes[k] if k != MASKED else ""
 
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["video", "frame", "label", *[row for row, _, _ in ROWS]])
         for i, v in enumerate(videos):
             for j, frame in enumerate(v.frames):
                 writer.writerow([v.video, int(frame), name(int(v.labels[j])),
                                  *[name(int(preds[row][i][j])) for row, _, _ in ROWS]])
-    os.replace(tmp, path)
 
 
 def evaluate_temporal(models_dir: str | Path, features_dir: str | Path, out_dir: str | Path, seeds: list[int],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -24,12 +23,13 @@ import torch
 from tqdm import tqdm
 
 from fer_pipeline.common.labels import ClassSet
-from fer_pipeline.common.atomic import replace_dir
+from fer_pipeline.common.atomic import atomic_path, building_dir, write_json
 from fer_pipeline.data.prep.shards import shard_paths
 from fer_pipeline.temporal.feature_table import feature_schema
 from fer_pipeline.data.datasets import build_transform, decode_rgb
 from fer_pipeline.train.device import autocast, pick_device
 from fer_pipeline.models.bundle import load_bundle
+from fer_pipeline.models.features import Penultimate
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,9 @@ class FrameEmbedder:
     """The student without its classifier: image bytes -> penultimate features."""
 
     def __init__(self, student_dir: str | Path, device: str = "auto", amp: bool = True):
-        self.model, self.bundle = load_bundle(student_dir)
-        self.model.fc = torch.nn.Identity()
+        model, self.bundle = load_bundle(student_dir)
         self.device = pick_device(device)
-        self.model.eval().to(self.device)
+        self.model = Penultimate(model).eval().to(self.device)
         self.amp = amp
         self.transform = build_transform(self.bundle["input_size"], None)
 
@@ -60,9 +59,8 @@ class FrameEmbedder:
 
 def _embed_shard(embedder: FrameEmbedder, shard: Path, out: Path, class_set: ClassSet, batch_size: int) -> Counter:
     counts: Counter = Counter()
-    tmp = out.with_name(out.name + ".tmp")
     schema = feature_schema(embedder.dim)
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         batches = pq.ParquetFile(shard).iter_batches(batch_size, columns=["image", "label", "split", "source",
                                                                            "video", "frame"])
         for batch in tqdm(batches, desc=f"features {shard.name}", unit="batch", mininterval=5.0):
@@ -80,7 +78,6 @@ def _embed_shard(embedder: FrameEmbedder, shard: Path, out: Path, class_set: Cla
                 "feature": pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1), pa.float32()), feats.shape[1]),
             }, schema=schema)
             writer.write_table(table)
-    os.replace(tmp, out)
     return counts
 
 
@@ -100,27 +97,22 @@ def extract_features(student_dir: str | Path, dataset_dir: str | Path, out_dir: 
             continue
         counts += _embed_shard(embedder, shard, work / name, class_set, batch_size)
 
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    digest = hashlib.sha256()
-    per_split: Counter = Counter()
-    for name in names:
-        shutil.copy2(work / name, tmp / name)
-        digest.update((tmp / name).read_bytes())
-        per_split.update(pq.read_table(tmp / name, columns=["split"]).column("split").to_pylist())
-    stamp = Path(student_dir) / "_stage.json"
-    student = json.loads(stamp.read_text(encoding="utf-8")) if stamp.exists() else {}
-    manifest = {
-        "student": str(student_dir), "student_stage_key": student.get("key"), "dataset": str(dataset_dir),
-        "class_set": class_set.name, "classes": list(class_set.classes), "dim": embedder.dim,
-        "input_size": embedder.bundle["input_size"], "rows_per_split": dict(sorted(per_split.items())),
-        "rows": int(sum(per_split.values())), "shards": names, "content_digest": digest.hexdigest()[:16],
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(tmp, out_dir)
+    with building_dir(out_dir) as tmp:
+        digest = hashlib.sha256()
+        per_split: Counter = Counter()
+        for name in names:
+            shutil.copy2(work / name, tmp / name)
+            digest.update((tmp / name).read_bytes())
+            per_split.update(pq.read_table(tmp / name, columns=["split"]).column("split").to_pylist())
+        stamp = Path(student_dir) / "_stage.json"
+        student = json.loads(stamp.read_text(encoding="utf-8")) if stamp.exists() else {}
+        manifest = {
+            "student": str(student_dir), "student_stage_key": student.get("key"), "dataset": str(dataset_dir),
+            "class_set": class_set.name, "classes": list(class_set.classes), "dim": embedder.dim,
+            "input_size": embedder.bundle["input_size"], "rows_per_split": dict(sorted(per_split.items())),
+            "rows": int(sum(per_split.values())), "shards": names, "content_digest": digest.hexdigest()[:16],
+        }
+        write_json(tmp / "manifest.json", manifest)
     shutil.rmtree(work, ignore_errors=True)  # complete: nothing left to resume
     log.info("features: %d frames, dim %d, %s", manifest["rows"], manifest["dim"], manifest["rows_per_split"])
     return manifest

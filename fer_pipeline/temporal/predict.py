@@ -11,7 +11,6 @@ a row for them (face_found 0, no prediction).
 from __future__ import annotations
 
 import csv
-import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer_pipeline.common.atomic import atomic_path
 from fer_pipeline.data.prep.align import align_face
 from fer_pipeline.data.prep.crop import CropError, crop_aligned
 from fer_pipeline.temporal.evaluate import video_logits
@@ -109,11 +109,9 @@ def predict_video(encoder_path: str | Path, source: str | Path, out_csv: str | P
     predicted = logits.argmax(1)
     smoothed = majority_smooth(video.frames, predicted, postprocess["window"], postprocess["mode"])
     classes = bundle["classes"]
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
     row_of = {int(f): r for r, f in enumerate(video.frames)}
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["frame", "face_found", "predicted", "smoothed", *[f"p_{c}" for c in classes]])
         for index in indices:
@@ -123,5 +121,4 @@ def predict_video(encoder_path: str | Path, source: str | Path, out_csv: str | P
             else:
                 writer.writerow([index, 1, classes[predicted[r]], classes[smoothed[r]],
                                  *[f"{p:.4f}" for p in probs[r]]])
-    os.replace(tmp, out_csv)
     return {"frames": len(indices), "with_face": len(with_face), "csv": str(out_csv)}

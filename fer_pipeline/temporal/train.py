@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -21,8 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer_pipeline.common.atomic import write_json
-from fer_pipeline.common.atomic import replace_dir
+from fer_pipeline.common.atomic import building_dir, write_json
 from fer_pipeline.temporal.feature_table import read_videos
 from fer_pipeline.temporal.model import TemporalEncoder
 from fer_pipeline.temporal.windows import MASKED, VideoFeatures, cut_windows
@@ -88,14 +86,10 @@ def train_variant(cfg: dict, videos: list[VideoFeatures], classes: list[str], se
     weights = None if weights is None else weights.to(device)
     batch = max(1, cfg["batch_frames"] // window)
     ckpt_path = work_dir / f"seed{seed}_{variant}.pt"
-    state = checkpoint.load(ckpt_path) if cfg["resume"] else None
-    step, history = 0, []
+    parts = {"model": model, "optimizer": optimizer, "scheduler": schedule}
+    state = checkpoint.load_state(ckpt_path, parts) if cfg["resume"] else None
+    step, history = (state["step"], state["history"]) if state is not None else (0, [])
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        checkpoint.restore_rng(state["rng"])
-        step, history = state["step"], state["history"]
         log.info("seed %d %s: resumed at step %d", seed, variant, step)
     per_epoch = max(1, len(feats) // batch)
     model.train()
@@ -120,8 +114,7 @@ def train_variant(cfg: dict, videos: list[VideoFeatures], classes: list[str], se
                 tracker.log_metrics({f"seed{seed}.{variant}.loss": loss.item(),
                                      f"seed{seed}.{variant}.train_accuracy": acc}, step=step)
         if step % cfg["checkpoint_every"] == 0 and step < steps:
-            checkpoint.save(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=schedule.state_dict(), rng=checkpoint.rng_state(), step=step, history=history)
+            checkpoint.save_state(ckpt_path, parts, step=step, history=history)
     ckpt_path.unlink(missing_ok=True)
     log.info("seed %d %s: %d windows of %d frames, final loss %.3f", seed, variant, len(feats), window,
              history[-1]["loss"])
@@ -169,13 +162,9 @@ def train_temporal(cfg: dict, features_dir: str | Path, out_dir: str | Path, wor
                 write_json(_mkdir(history_file), history)
                 save_encoder(model, cfg, variant, meta, bundle)  # last: its presence marks the variant done
             summary[f"seed{seed}.{variant}"] = json.loads(history_file.read_text(encoding="utf-8"))[-1]
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(work_dir / "done", tmp)
-    write_json(tmp / "summary.json", summary)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(tmp, out_dir)
+    with building_dir(out_dir) as tmp:
+        shutil.copytree(work_dir / "done", tmp, dirs_exist_ok=True)
+        write_json(tmp / "summary.json", summary)
     shutil.rmtree(work_dir, ignore_errors=True)
     return summary
 

@@ -4,17 +4,19 @@ truncated checkpoint behind."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from fer_pipeline.common.atomic import atomic_path
+
 
 def save(path: Path, **state) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    # torch.save names the archive's inner folder after the file name less its last
+    # suffix: a temp name `<name>.tmp-<pid>` keeps the bytes those of a save to `path`.
+    with atomic_path(path, hidden=False) as tmp:
+        torch.save(state, tmp)
 
 
 def load(path: Path) -> dict | None:
@@ -34,3 +36,21 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: Path, parts: dict, **progress) -> None:
+    """A resumable checkpoint: each part's `state_dict()` under its name, the RNG state,
+    then the run's progress (step, history, ...)."""
+    save(path, **{name: part.state_dict() for name, part in parts.items()}, rng=rng_state(), **progress)
+
+
+def load_state(path: Path, parts: dict) -> dict | None:
+    """Restore `parts` and the RNG from the checkpoint `save_state` wrote, if there is
+    one; returns the checkpoint (for its progress fields) or None."""
+    state = load(path)
+    if state is None:
+        return None
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    restore_rng(state["rng"])
+    return state

@@ -20,6 +20,16 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def start_training(cfg: dict) -> torch.device:
+    """Threads, device, seed and (on CPU) deterministic kernels: how every training run
+    starts, so two runs with one seed end with the same weights."""
+    set_threads(cfg["threads"])
+    device = pick_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
+    return device
+
+
 def autocast(device: torch.device, enabled: bool):
     """bf16 autocast on CUDA (no loss scaling needed); plain fp32 on CPU."""
     if enabled and device.type == "cuda":

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from fer_pipeline.models.bundle import save_bundle
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint
 from fer_pipeline.data.datasets import EpochSampler, FaceShardDataset
-from fer_pipeline.train.device import autocast, memory_format, pick_device, set_threads
+from fer_pipeline.train.device import autocast, memory_format, start_training
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,29 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     finetuning must not see labels its meta-training did not have.
     `stop_after_epochs` ends the run early (as a crash would), for resume tests.
     """
-    set_threads(cfg["threads"])
-    device = pick_device(cfg["device"])
-    torch.manual_seed(cfg["seed"])
-    torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
+    device = start_training(cfg)
     class_set = ClassSet.named(cfg["class_set"])
+    train_set, sampler, loader = _training_data(cfg, dataset_dir, class_set, subset_index, device)
+    run = SupervisedRun.build(cfg, len(class_set), len(loader), device)
+    ckpt_path = Path(work_dir) / "last.pt"
+    if cfg["resume"]:
+        run.resume(ckpt_path)
+    for epoch in range(run.epoch, cfg["epochs"]):
+        if stop_after_epochs is not None and epoch >= stop_after_epochs:
+            return {"stopped_at_epoch": epoch}
+        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        record = run.train_epoch(loader, tracker)
+        log.info("epoch %d: %s", epoch + 1, record)
+        if tracker is not None:
+            tracker.log_metrics({k: v for k, v in record.items() if k not in ("epoch", "step")}, step=epoch + 1)
+        run.save(ckpt_path)
+    return _export(run.model, cfg, class_set, run.history, Path(out_dir), ckpt_path)
+
+
+def _training_data(cfg: dict, dataset_dir: str | Path, class_set: ClassSet, subset_index: str | Path | None,
+                   device: torch.device) -> tuple[FaceShardDataset, EpochSampler, DataLoader]:
+    """The train split (or its Smp subset), its per-epoch sampler and the batch loader."""
     train_set = FaceShardDataset(dataset_dir, "train", class_set, cfg["input_size"], cfg["augment"], cfg["seed"])
     if subset_index is not None:
         train_set.restrict_to(read_index(subset_index), str(subset_index))
@@ -75,67 +94,88 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
                         drop_last=len(train_set) >= cfg["batch_size"],
                         num_workers=cfg["num_workers"], pin_memory=device.type == "cuda",
                         persistent_workers=False)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
+    if len(loader) == 0:
         raise ValueError(f"batch_size {cfg['batch_size']} exceeds the {len(train_set)} training images")
+    return train_set, sampler, loader
 
-    fmt = memory_format(device, cfg["channels_last"])
-    model = build_model(cfg["arch"], len(class_set), cfg["weights"]).to(device, memory_format=fmt)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch,
-                               round(cfg["warmup_epochs"] * steps_per_epoch))
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
 
-    work_dir = Path(work_dir)
-    ckpt_path = work_dir / "last.pt"
-    start_epoch, step, history = 0, 0, []
-    state = checkpoint.load(ckpt_path) if cfg["resume"] else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        checkpoint.restore_rng(state["rng"])
-        start_epoch, step, history = state["epoch"], state["step"], json.loads(state["history"])
-        log.info("resumed from %s at epoch %d (step %d)", ckpt_path, start_epoch, step)
+@dataclass
+class SupervisedRun:
+    """One supervised run's training state: what a checkpoint holds (network, optimiser,
+    schedule, progress) and the settings its steps need."""
 
-    for epoch in range(start_epoch, cfg["epochs"]):
-        if stop_after_epochs is not None and epoch >= stop_after_epochs:
-            return {"stopped_at_epoch": epoch}
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        model.train()
+    cfg: dict
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: torch.nn.Module
+    epoch: int = 0  # epochs finished
+    step: int = 0
+    history: list = field(default_factory=list)
+
+    @classmethod
+    def build(cls, cfg: dict, num_classes: int, steps_per_epoch: int, device: torch.device) -> "SupervisedRun":
+        fmt = memory_format(device, cfg["channels_last"])
+        model = build_model(cfg["arch"], num_classes, cfg["weights"]).to(device, memory_format=fmt)
+        optimizer = make_optimizer(cfg, model)
+        scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch,
+                                   round(cfg["warmup_epochs"] * steps_per_epoch))
+        criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
+        return cls(cfg, device, model, optimizer, scheduler, criterion)
+
+    @property
+    def fmt(self) -> torch.memory_format:
+        return memory_format(self.device, self.cfg["channels_last"])
+
+    def _parts(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+    def save(self, path: Path) -> None:
+        checkpoint.save_state(path, self._parts(), epoch=self.epoch, step=self.step,
+                              history=json.dumps(self.history))
+
+    def resume(self, path: Path) -> None:
+        state = checkpoint.load_state(path, self._parts())
+        if state is not None:
+            self.epoch, self.step, self.history = state["epoch"], state["step"], json.loads(state["history"])
+            log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+
+    def train_epoch(self, loader: DataLoader, tracker=None) -> dict:
+        """One pass over `loader`; appends the epoch's record to the history and returns it."""
+        self.model.train()
+        fmt, device = self.fmt, self.device
         seen, loss_sum, correct, t0 = 0, 0.0, 0, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="batch", mininterval=5.0)
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg['epochs']}", unit="batch", mininterval=5.0)
         for images, targets in bar:
             images = images.to(device, non_blocking=True, memory_format=fmt)
             targets = targets.to(device, non_blocking=True)
-            with autocast(device, cfg["amp"]):
-                logits = model(images)
-                loss = criterion(logits.float(), targets)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
+            loss, logits = self._step(images, targets)
             seen += len(targets)
-            loss_sum += loss.item() * len(targets)
+            loss_sum += loss * len(targets)
             correct += (logits.argmax(1) == targets).sum().item()
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            if tracker is not None and step % 10 == 0:
-                tracker.log_metrics({"train_loss_step": loss.item(), "lr": scheduler.get_last_lr()[0]}, step=step)
-        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+            if tracker is not None and self.step % 10 == 0:
+                tracker.log_metrics({"train_loss_step": loss, "lr": self.scheduler.get_last_lr()[0]}, step=self.step)
+        self.epoch += 1
+        record = {"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "seconds": round(time.time() - t0, 2), "images_per_s": round(seen / (time.time() - t0), 1)}
-        history.append(record)
-        log.info("epoch %d: %s", epoch + 1, record)
-        if tracker is not None:
-            tracker.log_metrics({k: v for k, v in record.items() if k not in ("epoch", "step")}, step=epoch + 1)
-        checkpoint.save(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), rng=checkpoint.rng_state(), epoch=epoch + 1,
-                        step=step, history=json.dumps(history))
+        self.history.append(record)
+        return record
 
-    return _export(model, cfg, class_set, history, Path(out_dir), ckpt_path)
+    def _step(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """One optimiser step; returns the batch loss and the logits."""
+        with autocast(self.device, self.cfg["amp"]):
+            logits = self.model(images)
+            loss = self.criterion(logits.float(), targets)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.item(), logits
 
 
 def _export(model: torch.nn.Module, cfg: dict, class_set: ClassSet, history: list, out_dir: Path,

@@ -8,8 +8,9 @@ import math
 import cv2
 import numpy as np
 
-# Left eye, right eye, nose tip, left mouth corner, right mouth corner at 112x112.
-ARCFACE_TEMPLATE_112 = np.array(
+# Left eye, right eye, nose tip, left mouth corner, right mouth corner at 112x112
+# (float64: FaceSynth draws on it; the float32 copy is what alignment has always used).
+ARCFACE_TEMPLATE = np.array(
     [
         [38.2946, 51.6963],
         [73.5318, 51.5014],
@@ -17,8 +18,9 @@ ARCFACE_TEMPLATE_112 = np.array(
         [41.5493, 92.3655],
         [70.7299, 92.2041],
     ],
-    dtype=np.float32,
+    dtype=np.float64,
 )
+ARCFACE_TEMPLATE_112 = ARCFACE_TEMPLATE.astype(np.float32)
 _TEMPLATE_X = ARCFACE_TEMPLATE_112[:, 0].astype(np.float64).tolist()
 _TEMPLATE_Y = ARCFACE_TEMPLATE_112[:, 1].astype(np.float64).tolist()
 

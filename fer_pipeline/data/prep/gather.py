@@ -11,16 +11,16 @@ the partitions' digests in partition order.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+from collections import Counter
 import os
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from fer_pipeline.common.atomic import replace_dir
+from fer_pipeline.common.atomic import building_dir
+from fer_pipeline.data.prep.manifest import MANIFEST, Ledger, read_manifest, write_manifest
 from fer_pipeline.data.prep.shards import REJECT_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,10 @@ class GatherError(ValueError):
 def read_part_manifests(part_dirs: list[Path]) -> list[dict]:
     manifests = []
     for part_dir in part_dirs:
-        path = Path(part_dir) / "manifest.json"
+        path = Path(part_dir) / MANIFEST
         if not path.is_file():
             raise GatherError(f"{path} is missing: partition not prepared (run `fer prepare` for it)")
-        manifests.append(json.loads(path.read_text(encoding="utf-8")))
+        manifests.append(read_manifest(part_dir))
     count = len(manifests)
     indices = [m["part"]["index"] for m in manifests]
     if indices != list(range(count)) or any(m["part"]["count"] != count for m in manifests):
@@ -50,18 +50,6 @@ def read_part_manifests(part_dirs: list[Path]) -> list[dict]:
         if len(values) > 1:
             raise GatherError(f"partitions disagree on {key!r}: {sorted(values)} (prepared with different params?)")
     return manifests
-
-
-def _sum_nested(manifests: list[dict], key: str) -> dict:
-    """Sum `{split: n}` or `{split: {class: n}}` counters over partitions."""
-    total: dict = {}
-    for m in manifests:
-        for outer, value in m[key].items():
-            if isinstance(value, dict):
-                total.setdefault(outer, Counter()).update(value)
-            else:
-                total[outer] = total.get(outer, 0) + value
-    return {k: dict(sorted(v.items())) if isinstance(v, Counter) else v for k, v in sorted(total.items())}
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -76,48 +64,35 @@ def gather_parts(part_dirs: list[str | Path], out_dir: str | Path) -> dict:
     partition order); returns the dataset manifest."""
     part_dirs = [Path(p) for p in part_dirs]
     manifests = read_part_manifests(part_dirs)
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-
-    shards: list[str] = []
-    digest = hashlib.sha256()
-    rejects = pq.ParquetWriter(tmp / "rejects.parquet", REJECT_SCHEMA)
-    try:
-        for k, (part_dir, manifest) in enumerate(zip(part_dirs, manifests)):
-            for name in manifest["shards"]:
-                # `shard-<part>-<n>`: sorted names keep partition order, then shard order.
-                linked = f"shard-{k:04d}-{name.removeprefix('shard-')}"
-                _link(part_dir / name, tmp / linked)
-                shards.append(linked)
-            rejects.write_table(pq.read_table(part_dir / "rejects.parquet", schema=REJECT_SCHEMA))
-            digest.update(f"{k}:{manifest['content_digest']}\n".encode())
-    finally:
-        rejects.close()
-
-    manifest = {key: manifests[0][key] for key in _SHARED}
-    manifest.update({
-        "parts": len(manifests),
-        "inputs": sum(m["inputs"] for m in manifests),
-        "kept": sum(m["kept"] for m in manifests),
-        "rejected": sum(m["rejected"] for m in manifests),
-        "kept_per_split": _sum_nested(manifests, "kept_per_split"),
-        "kept_per_split_class": _sum_nested(manifests, "kept_per_split_class"),
-        "rejected_per_reason": _sum_nested(manifests, "rejected_per_reason"),
-        "ignored_per_rule": _sum_nested([{"ignored_per_rule": m.get("ignored_per_rule", {})} for m in manifests],
-                                        "ignored_per_rule"),
-        "layout": manifests[0].get("layout", {}),
-        "shards": shards,
-        "content_digest": digest.hexdigest(),
-        "part_digests": [m["content_digest"] for m in manifests],
-    })
-    if manifest["kept"] + manifest["rejected"] != manifest["inputs"]:
-        raise GatherError(f"{manifest['dataset']}: {manifest['inputs']} inputs but {manifest['kept']} kept + "
-                          f"{manifest['rejected']} rejected across {len(manifests)} partitions")
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(tmp, out_dir)
+    with building_dir(out_dir) as tmp:
+        shards: list[str] = []
+        digest = hashlib.sha256()
+        ledger = Ledger()
+        rejects = pq.ParquetWriter(tmp / "rejects.parquet", REJECT_SCHEMA)
+        try:
+            for k, (part_dir, manifest) in enumerate(zip(part_dirs, manifests)):
+                for name in manifest["shards"]:
+                    # `shard-<part>-<n>`: sorted names keep partition order, then shard order.
+                    linked = f"shard-{k:04d}-{name.removeprefix('shard-')}"
+                    _link(part_dir / name, tmp / linked)
+                    shards.append(linked)
+                rejects.write_table(pq.read_table(part_dir / "rejects.parquet", schema=REJECT_SCHEMA))
+                digest.update(f"{k}:{manifest['content_digest']}\n".encode())
+                ledger.add(manifest)
+        finally:
+            rejects.close()
+        manifest = {key: manifests[0][key] for key in _SHARED}
+        manifest.update({
+            "parts": len(manifests),
+            **ledger.counts(f"{manifest['dataset']} across {len(manifests)} partitions", GatherError),
+            "ignored_per_rule": dict(sorted(sum((Counter(m.get("ignored_per_rule", {})) for m in manifests),
+                                                Counter()).items())),
+            "layout": manifests[0].get("layout", {}),
+            "shards": shards,
+            "content_digest": digest.hexdigest(),
+            "part_digests": [m["content_digest"] for m in manifests],
+        })
+        write_manifest(tmp, manifest)
     log.info("%s: gathered %d partitions: %d inputs -> %d kept, %d rejected", manifest["dataset"], len(manifests),
              manifest["inputs"], manifest["kept"], manifest["rejected"])
     return manifest

@@ -8,11 +8,7 @@ with a reason code. The manifest proves it (`inputs == kept + rejected`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import shutil
-from collections import Counter, defaultdict
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,8 +17,9 @@ from fer_pipeline.data.io.layout import LayoutError, ReadOptions, Report, resolv
 from fer_pipeline.data.io.partition import WHOLE, Partition
 from fer_pipeline.data.io.readers import reader_for
 from fer_pipeline.data.io.records import Reject
+from fer_pipeline.common.atomic import building_dir
+from fer_pipeline.data.prep.manifest import Ledger, write_manifest
 from fer_pipeline.data.prep.pool import crop_in_order
-from fer_pipeline.common.atomic import replace_dir
 from fer_pipeline.data.prep.shards import ShardWriter, write_rejects
 
 log = logging.getLogger(__name__)
@@ -81,63 +78,44 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
     options = options or ReadOptions()
     root_path = resolve_root(root, base_dir)
     report = Report(part)
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-
-    writer = ShardWriter(tmp, rows_per_shard, row_group_size)
-    rejects: list[dict] = []
-    kept: Counter = Counter()
-    by_class: dict[str, Counter] = defaultdict(Counter)
-    digest = hashlib.sha256()
-    inputs = 0
-    records = tqdm(_read(fmt, root_path, part, options, report, name), desc=f"prepare {name} ({part})", unit="img", mininterval=2.0)
-    for item, row in crop_in_order(records, workers, image_size, jpeg_quality):  # reader order, any `workers`
-        inputs += 1
-        if isinstance(row, Reject):
-            rejects.append(row.__dict__)
-            continue
-        writer.add(row)
-        kept[item.split] += 1
-        by_class[item.split][item.label or "unlabeled"] += 1
-        # The content digest covers what training sees: bytes, label, split, identity.
-        digest.update(hashlib.sha256(row["image"]).digest())
-        digest.update(f"|{row['label']}|{row['split']}|{row['identity']}|{row['source']}\n".encode())
-    writer.close()
-    write_rejects(tmp / "rejects.parquet", rejects)
-
-    reasons = Counter(r["reason"] for r in rejects)
-    manifest = {
-        "dataset": name,
-        "format": fmt,
-        "root": str(root),
-        "image_size": image_size,
-        "part": {"index": part.index, "count": part.count},
-        "inputs": inputs,
-        "kept": sum(kept.values()),
-        "rejected": len(rejects),
-        "kept_per_split": dict(sorted(kept.items())),
-        "kept_per_split_class": {s: dict(sorted(c.items())) for s, c in sorted(by_class.items())},
-        "rejected_per_reason": dict(sorted(reasons.items())),
-        # Entries under the root that are not inputs, by documented rule (docs/datasets.md).
-        "ignored_per_rule": dict(sorted(report.ignored.items())),
-        "layout": report.layout,
-        "shards": writer.shards,
-        "content_digest": digest.hexdigest(),
-    }
-    if manifest["kept"] + manifest["rejected"] != inputs:  # a bug, never bad input
-        raise AssertionError(f"{name}: {inputs} inputs but {manifest['kept']} kept + {manifest['rejected']} rejected")
-    try:
-        check_outcome(name, root_path, manifest, report, options, part)
-    except PrepareError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(tmp, out_dir)
-    log.info("%s (%s): %d inputs -> %d kept, %d rejected %s; read from %s, layout %s; ignored %s", name, part, inputs,
-             manifest["kept"], len(rejects), dict(reasons), root_path, report.layout, dict(report.ignored))
+    with building_dir(out_dir) as tmp:
+        writer = ShardWriter(tmp, rows_per_shard, row_group_size)
+        rejects: list[dict] = []
+        ledger = Ledger()
+        digest = hashlib.sha256()
+        records = tqdm(_read(fmt, root_path, part, options, report, name), desc=f"prepare {name} ({part})",
+                       unit="img", mininterval=2.0)
+        for item, row in crop_in_order(records, workers, image_size, jpeg_quality):  # reader order, any `workers`
+            ledger.inputs += 1
+            if isinstance(row, Reject):
+                rejects.append(row.__dict__)
+                ledger.reject(row.reason)
+                continue
+            writer.add(row)
+            ledger.keep(item.split, item.label or "unlabeled")
+            # The content digest covers what training sees: bytes, label, split, identity.
+            digest.update(hashlib.sha256(row["image"]).digest())
+            digest.update(f"|{row['label']}|{row['split']}|{row['identity']}|{row['source']}\n".encode())
+        writer.close()
+        write_rejects(tmp / "rejects.parquet", rejects)
+        manifest = {
+            "dataset": name,
+            "format": fmt,
+            "root": str(root),
+            "image_size": image_size,
+            "part": {"index": part.index, "count": part.count},
+            **ledger.counts(name),  # a mismatch is a bug, never bad input
+            # Entries under the root that are not inputs, by documented rule (docs/datasets.md).
+            "ignored_per_rule": dict(sorted(report.ignored.items())),
+            "layout": report.layout,
+            "shards": writer.shards,
+            "content_digest": digest.hexdigest(),
+        }
+        check_outcome(name, root_path, manifest, report, options, part)  # raises before anything is swapped in
+        write_manifest(tmp, manifest)
+    log.info("%s (%s): %d inputs -> %d kept, %d rejected %s; read from %s, layout %s; ignored %s", name, part,
+             manifest["inputs"], manifest["kept"], manifest["rejected"], manifest["rejected_per_reason"], root_path,
+             report.layout, dict(report.ignored))
     for rule, example in sorted(report.examples.items()):
         if rule not in ("hidden", "os_metadata"):
             log.warning("%s (%s): %d entries ignored as %s (e.g. %s): see docs/datasets.md", name, part,

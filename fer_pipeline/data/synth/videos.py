@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from fer_pipeline.data.synth.render import Nuisance, sample_nuisance, sample_occluder
+from fer_pipeline.data.synth.scene import Nuisance, sample_nuisance, sample_occluder
 from fer_pipeline.data.synth.world import AFFWILD2_EPISODE_PRIOR
 
 VISIBLE_INTENSITY = 0.25  # below this the annotators see a neutral face

@@ -1,6 +1,6 @@
 """FaceSynth's world: who is photographed, with which expression, how strongly.
 
-Sampling is separate from drawing (render.py) and from on-disk formats
+Sampling is separate from drawing (render.py, scene.py) and from on-disk formats
 (writers.py): a writer asks the world for samples and only decides file layout.
 Each sample draws from its own generator seeded by (seed, dataset, index), so
 growing a dataset keeps every earlier image identical.
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_pipeline.data.synth.expressions import expression_aus
-from fer_pipeline.data.synth.render import Identity, Nuisance, render_face, sample_identity, sample_nuisance
+from fer_pipeline.data.synth.render import render_face
+from fer_pipeline.data.synth.scene import Identity, Nuisance, sample_identity, sample_nuisance
 
 # Class priors of the real datasets FaceSynth imitates (RAF-DB basic train counts
 # 1290/281/717/4772/1982/705/2524 over surprise..neutral).
