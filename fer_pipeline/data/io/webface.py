@@ -103,14 +103,7 @@ def read_webface_folders(root: str | Path, part: Partition = WHOLE, options: Rea
         if _skip(entry, entry.name, options, report):
             continue
         (top if is_dir(entry) else loose).append(entry)
-    layout = options.layout
-    kinds: dict[str, str | None] = {}
-    if layout is None:
-        for entry in top:
-            kind = kinds[entry.name] = _kind(Path(entry.path), entry.name, options)
-            if kind is not None:
-                layout = "identities" if kind == "identity" else "shards"
-                break
+    layout, kinds = _decide_layout(top, options)
     report.layout["layout"] = layout or "identities"
     for entry in loose:  # files at the top: an image has no identity folder
         if ignore_rule(entry.name) is not None:
@@ -118,41 +111,58 @@ def read_webface_folders(root: str | Path, part: Partition = WHOLE, options: Rea
         elif part.owns(entry.name):
             yield Reject(entry.name, "unlabeled", "no_identity_folder",
                          f"{entry.name!r} lies at the root; images belong in <identity>/ folders")
-
-    def check(entry, relative: str, want: str) -> None:
-        kind = kinds.get(relative) if relative in kinds else _kind(Path(entry.path), relative, options)
-        if kind is not None and kind != want:
-            raise LayoutError(f"WebFace: {entry.path} looks like {'an identity' if kind == 'identity' else 'a shard'} "
-                              f"folder but the root is laid out as {layout} (decided by the first folder, or "
-                              f"datasets.<name>.layout); see docs/datasets.md")
-
     for entry in top:
-        if layout != "shards":
-            if not part.owns(entry.name):  # before listing it: a job lists only its own folders
-                continue
+        if layout == "shards":
+            yield from _shard_records(root, entry, part, options, report, kinds)
+        elif part.owns(entry.name):  # before listing it: a job lists only its own folders
             if options.layout is not None or entry.name in kinds:
-                check(entry, entry.name, "identity")
+                _check_kind(entry, entry.name, "identity", kinds, "identities", options)
             report.listed += 1
             yield from _identity(root, entry.name, entry.name, options, report)
+
+
+def _decide_layout(top: list, options: ReadOptions) -> tuple[str | None, dict[str, str | None]]:
+    """The layout params name, or the one the first recognisable top folder shows."""
+    kinds: dict[str, str | None] = {}
+    if options.layout is not None:
+        return options.layout, kinds
+    for entry in top:
+        kind = kinds[entry.name] = _kind(Path(entry.path), entry.name, options)
+        if kind is not None:
+            return ("identities" if kind == "identity" else "shards"), kinds
+    return None, kinds
+
+
+def _check_kind(entry, relative: str, want: str, kinds: dict, layout: str, options: ReadOptions) -> None:
+    """A LayoutError when a folder looks like the other layout's (a mixed root)."""
+    kind = kinds[relative] if relative in kinds else _kind(Path(entry.path), relative, options)
+    if kind is not None and kind != want:
+        raise LayoutError(f"WebFace: {entry.path} looks like {'an identity' if kind == 'identity' else 'a shard'} "
+                          f"folder but the root is laid out as {layout} (decided by the first folder, or "
+                          f"datasets.<name>.layout); see docs/datasets.md")
+
+
+def _shard_records(root: Path, entry, part: Partition, options: ReadOptions, report: Report,
+                   kinds: dict) -> Iterator[RawRecord | Reject]:
+    """The identities of one `<shard>/` folder."""
+    _check_kind(entry, entry.name, "shard", kinds, "shards", options)
+    try:
+        shard = safe_join(root, entry.name, options.follow_symlinks)
+    except SymlinkRefusedError as exc:
+        yield Reject(entry.name, "unlabeled", "symlink_not_followed", str(exc))
+        return
+    for sub in entries(shard):
+        relative = f"{entry.name}/{sub.name}"
+        if _skip(sub, relative, options, report):
             continue
-        check(entry, entry.name, "shard")
-        try:
-            shard = safe_join(root, entry.name, options.follow_symlinks)
-        except SymlinkRefusedError as exc:
-            yield Reject(entry.name, "unlabeled", "symlink_not_followed", str(exc))
+        if ignore_rule(sub.name) is not None:  # documentation, archives
+            report.ignore(ignore_rule(sub.name), relative)
             continue
-        for sub in entries(shard):
-            relative = f"{entry.name}/{sub.name}"
-            if _skip(sub, relative, options, report):
-                continue
-            if ignore_rule(sub.name) is not None:  # documentation, archives
-                report.ignore(ignore_rule(sub.name), relative)
-                continue
-            if not is_dir(sub):
-                if part.owns(relative):
-                    yield Reject(relative, "unlabeled", "no_identity_folder",
-                                 f"{relative!r} lies in a shard folder; images belong in <shard>/<identity>/")
-                continue
-            report.listed += 1
-            if part.owns(sub.name):  # by identity, as in the flat layout
-                yield from _identity(root, relative, sub.name, options, report)
+        if not is_dir(sub):
+            if part.owns(relative):
+                yield Reject(relative, "unlabeled", "no_identity_folder",
+                             f"{relative!r} lies in a shard folder; images belong in <shard>/<identity>/")
+            continue
+        report.listed += 1
+        if part.owns(sub.name):  # by identity, as in the flat layout
+            yield from _identity(root, relative, sub.name, options, report)
