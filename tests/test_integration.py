@@ -166,9 +166,10 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
     assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
     image.write_bytes(original + b"\0")  # a re-downloaded file with other bytes
     assert snakemake_plan(proj) == DOWNSTREAM_OF_RAFDB
-    assert dvc_outdated(proj) == DOWNSTREAM_OF_RAFDB
+    assert fer_outdated(proj) == DOWNSTREAM_OF_RAFDB
+    # DVC names the jobs that read the changed bytes (raw roots are declared on prepare
+    # only, docs/dag.md); `dvc repro` reruns the rest as their inputs change.
     status = json.loads(run(["dvc", "status", "--json"], proj).stdout)
-    assert {name for name in status if name.startswith(("prepare@", "gather@"))} == {
-        "prepare@rafdb-0", "prepare@rafdb-1", "gather@rafdb"}, "other datasets are fine"
+    assert set(status) == {"prepare@rafdb-0", "prepare@rafdb-1"}, "other datasets are fine"
     image.write_bytes(original)
-    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set()
+    assert snakemake_plan(proj) == set() and dvc_outdated(proj) == set() and fer_outdated(proj) == set()

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from fer_pipeline.common.atomic import write_text
-from fer_pipeline.dag.lineage import instances, upstream_code, upstream_params, upstream_sources
+from fer_pipeline.dag.lineage import instances, upstream_code, upstream_params
 from fer_pipeline.dag.provenance import is_current
 from fer_pipeline.dag.stage import Stage, StageInstance
 from fer_pipeline.dag.stages import GROUPS, build_stages
@@ -43,24 +43,21 @@ def _wdir(group: str) -> str | None:
     return "/".join([".."] * depth) if depth else None
 
 
-def _as_item_value(stage: Stage, inst: StageInstance, path: str) -> str:
-    key = next((k for k, v in inst.values.items() if v == path), None)
-    return "${item.%s}" % key if key else path
-
-
 def _stage_body(params: dict, stage: Stage) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
     if _wdir(stage.group):
         body["wdir"] = _wdir(stage.group)
+    # Data: the stage's own inputs only. Raw dataset roots are not repeated on the stages
+    # downstream of prepare: DVC walks every declared folder anew for each stage, and the
+    # raw roots (tens of thousands of frames) repeated on a dozen stages cost `dvc status`
+    # most of its 8 s. A changed raw file makes DVC name the prepare jobs that read it;
+    # `dvc repro` then reruns whatever their new outputs change (docs/dag.md).
     own_deps = [t(d) for d in stage.deps]
-    # A scattered stage's jobs share one dep list in DVC: the union over its items, where
-    # a source that is one of the item's own values is written as that value
-    # (`${item.root}`), so gather@rafdb depends on RAF-DB's root alone.
-    sources = {_as_item_value(stage, inst, p) for inst in stage.instances() for p in upstream_sources(params, inst)}
-    # Code: the import closure of this stage's command and of every stage upstream of it.
+    # Code: the import closure of this stage's command and of every stage upstream of it
+    # (a few hundred small files: cheap, and `dvc status` names every job a change reruns).
     code = sorted({f for inst in stage.instances() for f in upstream_code(params, inst)})
-    deps = own_deps + sorted(p for p in sources if p not in own_deps) + code
+    deps = own_deps + code
     if deps:
         body["deps"] = deps
     own = [t(p) for p in stage.params]

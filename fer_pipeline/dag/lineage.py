@@ -41,7 +41,7 @@ def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
 
     The jobs of a scattered stage share one lineage (the union over its items):
     DVC's foreach declares params once for all items, and both tools must agree."""
-    by_name, ups, _ = _dag(_frozen(params))
+    by_name, ups = _dag(_frozen(params))
     return [by_name[name] for name in ups[inst.name]]
 
 
@@ -51,9 +51,9 @@ def _frozen(params: dict) -> str:
 
 @lru_cache(maxsize=8)
 def _dag(frozen_params: str):
-    """Every job by name; the names of the jobs each one's stage reads from (the union
-    over its items); and those its own deps read from. Computed once per params: the
-    DVC renderer and the stage keys ask for every job's lineage."""
+    """Every job by name, and the names of the jobs each one's stage reads from (the
+    union over its items). Computed once per params: the DVC renderer, the stage keys
+    and `fer status` ask for every job's lineage."""
     jobs = instances(json.loads(frozen_params))
     outputs = {job.name: job.all_outputs for job in jobs}
 
@@ -61,23 +61,20 @@ def _dag(frozen_params: str):
         return tuple(other for other, outs in outputs.items() if other not in exclude and any(
             is_under(d, out) or is_under(out, d) for d in deps for out in outs))
 
-    ups, own_ups = {}, {}
+    ups = {}
     for job in jobs:
         siblings = job.stage.instances()
-        names = {s.name for s in siblings}
-        ups[job.name] = reads([d for sibling in siblings for d in sibling.deps], names)
-        own_ups[job.name] = reads(job.deps, names)
-    return {job.name: job for job in jobs}, ups, own_ups
+        ups[job.name] = reads([d for sibling in siblings for d in sibling.deps], {s.name for s in siblings})
+    return {job.name: job for job in jobs}, ups
 
 
-def _transitive(params: dict, inst: StageInstance, own, per_item: bool = False) -> list[str]:
-    """`own(job)` of every job upstream of `inst`, deepest first, each value once
-    (`per_item`: following each job's own deps, not its stage's union)."""
-    by_name, ups, own_ups = _dag(_frozen(params))
+def _transitive(params: dict, inst: StageInstance, own) -> list[str]:
+    """`own(job)` of every job upstream of `inst`, deepest first, each value once."""
+    by_name, ups = _dag(_frozen(params))
     seen: list[str] = []
-    for name in (own_ups if per_item else ups)[inst.name]:
+    for name in ups[inst.name]:
         up = by_name[name]
-        for value in _transitive(params, up, own, per_item) + list(own(up)):
+        for value in _transitive(params, up, own) + list(own(up)):
             if value not in seen:
                 seen.append(value)
     return seen
@@ -97,16 +94,6 @@ def upstream_params(params: dict, inst: StageInstance) -> list[str]:
     return sorted(_transitive(params, inst, lambda job: job.params), key=lambda k: (first_use.get(k, 0), k))
 
 
-def upstream_sources(params: dict, inst: StageInstance) -> list[str]:
-    """Fingerprinted source folders (raw dataset roots) of every job upstream of this one.
-
-    DVC declares them on the downstream stage too, as it does upstream params: a
-    changed raw file then makes `dvc status` name prepare *and* everything that will
-    consume its new output, the answer Snakemake gives from mtimes. Per item: gather@rafdb
-    reads RAF-DB's partitions only."""
-    return _transitive(params, inst, lambda job: job.fingerprinted, per_item=True)
-
-
 def upstream_code(params: dict, inst: StageInstance) -> list[str]:
     """Code files of this job and of every job upstream of it, sorted.
 
@@ -118,7 +105,7 @@ def upstream_code(params: dict, inst: StageInstance) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _code_with_upstream(frozen_params: str, name: str) -> frozenset[str]:
-    by_name, ups, _ = _dag(frozen_params)
+    by_name, ups = _dag(frozen_params)
     files = set(stage_code(by_name[name].stage.command))
     for up in ups[name]:
         files |= _code_with_upstream(frozen_params, up)

@@ -29,9 +29,6 @@ class Stage:
     item_name: str | None = None
     items: dict[str, dict[str, str]] = field(default_factory=dict)
     group: str = "main"           # "main": `make run`; another group is a separate target (see GROUPS)
-    # Source folders whose *contents* are part of the job's identity (a raw dataset
-    # root): checked by content fingerprint, since Snakemake sees only mtimes.
-    fingerprinted: tuple[str, ...] = ()
 
     @property
     def command(self) -> str:
@@ -100,10 +97,6 @@ class StageInstance:
     @property
     def stamp(self) -> str:
         return self.fill(self.stage.stamp)
-
-    @property
-    def fingerprinted(self) -> list[str]:
-        return [self.fill(p) for p in self.stage.fingerprinted]
 
     @property
     def all_outputs(self) -> list[str]:

@@ -36,7 +36,6 @@ def stages(params: dict) -> list[Stage]:
         item_name="part",
         items={f"{name}-{k}": {"dataset": name, "index": str(k), "root": ds["root"]}
                for name, ds in datasets.items() for k in range(ds["parts"])},
-        fingerprinted=("{root}",),
     ))
     found.append(Stage(
         name="gather",
@@ -49,9 +48,7 @@ def stages(params: dict) -> list[Stage]:
         log="logs/gather/{dataset}.log",
         stamp=f"{prep_dir}/{{dataset}}/_stage.json",
         item_name="dataset",
-        # The root is not read here; DVC declares it (see dag/dvc_render.py) so that a
-        # changed raw file makes `dvc status` name this gather job and no other.
-        items={name: {"root": ds["root"]} for name, ds in datasets.items()},
+        items={name: {} for name in datasets},
     ))
     return found
 
