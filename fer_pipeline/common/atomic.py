@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
+
+from fer_pipeline.common.processes import alive
 
 
 def _tmp_name(path: Path, hidden: bool = True) -> Path:
@@ -80,3 +83,33 @@ def building_dir(final: str | Path) -> Iterator[Path]:
     with scratch_dir(final) as tmp:
         yield tmp
         replace_dir(tmp, Path(final))
+
+
+# Temp names this module makes: `<name>.tmp-<pid>` (hidden or not) and `<name>.old-<pid>`.
+_TEMP = re.compile(r"^\.?(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
+
+
+def is_temp_name(name: str) -> bool:
+    """A name this module gives to a file or folder being written (never a final output)."""
+    return _TEMP.match(name) is not None
+
+
+def remove_dead_temps(final: str | Path) -> list[Path]:
+    """Remove the temp files and folders beside `final` (and inside it, when it is a
+    folder) left by processes that no longer run: a killed job's half-written output
+    must not be mistaken for data (DVC and the fingerprints skip such names anyway)."""
+    final = Path(final)
+    removed = []
+    for folder in (final.parent, final):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            match = _TEMP.match(entry.name)
+            if match is None or alive(int(match["pid"])):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from fer_pipeline.common.atomic import write_json
+from fer_pipeline.common.atomic import is_temp_name, write_json
 
 CACHE_DIR = Path(".fer/fingerprints")
 _memo: dict[tuple[str, str], str] = {}  # one walk per folder per process
@@ -39,8 +39,10 @@ def _walk(root: Path):
         yield root.name, str(root)
         return
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()  # a fixed walk order: the digest must not depend on the file system's
-        for name in sorted(filenames):
+        # A fixed walk order (the digest must not depend on the file system's), without
+        # the temp files and folders of a write in progress or of a killed job.
+        dirnames[:] = sorted(d for d in dirnames if not is_temp_name(d))
+        for name in sorted(f for f in filenames if not is_temp_name(f)):
             full = os.path.join(dirpath, name)
             yield os.path.relpath(full, root), full
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fer_pipeline.common.atomic import remove_dead_temps
 from fer_pipeline.dag.lineage import get_instance, upstream
 from fer_pipeline.dag.provenance import input_versions, write_stamp
 from fer_pipeline.dag.stage import StageInstance, is_under
@@ -93,6 +94,9 @@ def run_stage(module: ModuleType, params: dict, args) -> None:
     item = module.item(args, params) if hasattr(module, "item") else None
     inst = get_instance(params, module.STAGE, item)
     check_inputs(params, inst)
+    for out in inst.all_outputs:
+        for path in remove_dead_temps(out):
+            log.warning("removed %s, left by a job that was killed while writing", path)
     # Taken before reading: a file changed while the job runs leaves it outdated.
     inputs = input_versions(inst)
     if launched_rank() != 0:  # under torchrun, rank 0 alone tracks, writes and stamps

@@ -12,11 +12,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Iterator
 
 from fer_pipeline.common.params import flatten, select
+from fer_pipeline.common.processes import alive
 from fer_pipeline.dag.provenance import git_commit, pipeline_id
 from fer_pipeline.dag.stage import StageInstance
 from fer_pipeline.dag.stages import uses_facesynth
@@ -75,6 +77,21 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _close_killed_runs(mlflow, experiment_id: str, job: str, host: str) -> None:
+    """Mark as KILLED the runs of this job still RUNNING whose process is gone (a job
+    killed mid-way never closes its run; its rerun does). Runs of live processes, or
+    from other hosts, are left alone."""
+    client = mlflow.tracking.MlflowClient()
+    stale = client.search_runs([experiment_id], filter_string=f"tags.job = '{job}' and attributes.status = 'RUNNING'")
+    for run in stale:
+        pid = run.data.tags.get("pid", "")
+        if run.data.tags.get("host") != host or not pid.isdigit() or alive(int(pid)):
+            continue
+        client.set_terminated(run.info.run_id, status="KILLED")
+        log.warning("MLflow run %s of %s (process %s) was left RUNNING by a killed job: marked KILLED",
+                    run.info.run_id, job, pid)
+
+
 @contextlib.contextmanager
 def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] | None = None) -> Iterator:
     """Open an MLflow run for one stage job; yields the `mlflow` module."""
@@ -93,6 +110,8 @@ def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] |
     }
     for dataset, version in (data_versions or {}).items():
         tags[f"data_version.{dataset}"] = version
+    tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
+    _close_killed_runs(mlflow, experiment_id, inst.name, tags["host"])
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{inst.name}", tags=tags) as run:
         values = {}
         for key in inst.params:

@@ -4,6 +4,7 @@ truncated checkpoint behind."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,10 +20,21 @@ def save(path: Path, **state) -> None:
         torch.save(state, tmp)
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint or model file exists but cannot be read (truncated, overwritten)."""
+
+
 def load(path: Path) -> dict | None:
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+        # torch's own message (PytorchStreamReader ...) names neither the file nor a way out.
+        raise CorruptCheckpointError(
+            f"{path} cannot be read ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}): it is truncated or "
+            f"corrupt. Delete it (rm '{path}') and run the stage again: a resume checkpoint restarts the stage "
+            f"from scratch, a model file is rebuilt by the stage that writes it") from None
 
 
 def rng_state() -> dict:
