@@ -31,9 +31,10 @@ def load(path: Path) -> dict | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
         # torch's own message (PytorchStreamReader ...) names neither the file nor a way out.
+        first_line = (str(exc).splitlines() or [""])[0][:160]
         raise CorruptCheckpointError(
-            f"{path} cannot be read ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}): it is truncated or "
-            f"corrupt. Delete it (rm '{path}') and run the stage again: a resume checkpoint restarts the stage "
+            f"{path} cannot be read ({type(exc).__name__}: {first_line}): it is truncated or corrupt. "
+            f"Delete it (rm '{path}') and run the stage again: a resume checkpoint restarts the stage "
             f"from scratch, a model file is rebuilt by the stage that writes it") from None
 
 
