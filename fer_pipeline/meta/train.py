@@ -121,7 +121,7 @@ def _loader(dataset, sampler, workers: int, device) -> DataLoader:
 
 
 def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
-               work_dir: str | Path, init_dir: str | Path | None = None, truth_csv: str | None = None,
+               work_dir: str | Path, init_weights: str | Path | None = None, truth_csv: str | None = None,
                tracker=None, stop_after_steps: int | None = None) -> dict:
     set_threads(cfg["threads"])
     device = pick_device(cfg["device"])
@@ -162,9 +162,8 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     nets = {}
     for role in ("teacher", "student"):
         torch.manual_seed(cfg["seed"] + (role == "student"))  # independent weights when from scratch
-        init = str(Path(init_dir) / "model.pt") if cfg["init"] == "supervised" else None
-        nets[role] = distributed.wrap(build_model(cfg["arch"], len(class_set), init).to(device, memory_format=fmt),
-                                      world, device)
+        nets[role] = distributed.wrap(build_model(cfg["arch"], len(class_set), init_weights).to(
+            device, memory_format=fmt), world, device)
     teacher, student = nets["teacher"], nets["student"]
     opts = {role: torch.optim.SGD(nets[role].parameters(), lr=cfg[f"lr_{role}"], momentum=cfg["momentum"],
                                   weight_decay=cfg["weight_decay"], nesterov=cfg["momentum"] > 0)

@@ -52,8 +52,12 @@ def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int
 
 
 def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, work_dir: str | Path,
-                     tracker=None, stop_after_epochs: int | None = None, subset_index: str | Path | None = None) -> dict:
+                     tracker=None, stop_after_epochs: int | None = None, subset_index: str | Path | None = None,
+                     init_weights: str | Path | None = None) -> dict:
     """Train, checkpointing every epoch in `work_dir`; write the final model to `out_dir`.
+
+    `init_weights` is the state_dict the network starts from (None: random); the caller
+    resolves `init` to it (dag/stages/train.py), this function does not read `cfg["init"]`.
 
     `subset_index` (an Smp index file) limits training to those images: the student's
     finetuning must not see labels its meta-training did not have.
@@ -80,7 +84,7 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
         raise ValueError(f"batch_size {cfg['batch_size']} exceeds the {len(train_set)} training images")
 
     fmt = memory_format(device, cfg["channels_last"])
-    model = build_model(cfg["arch"], len(class_set), cfg["weights"]).to(device, memory_format=fmt)
+    model = build_model(cfg["arch"], len(class_set), init_weights).to(device, memory_format=fmt)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch,
                                round(cfg["warmup_epochs"] * steps_per_epoch))
