@@ -72,6 +72,7 @@ COMMANDS = {
     "prepare": ("one input partition of a dataset -> aligned face crops in Parquet shards (+ manifest, rejects)",
                 _prepare),
     "gather": ("join a dataset's prepared partitions into the prepared dataset (+ manifest, rejects)", _dataset),
+    "pretrain-fr": ("face-recognition pretraining (ArcFace on the FR pools' identities) + verification", None),
     "train-supervised": ("train the supervised baseline", None),
     "train-meta": ("Face2Exp teacher-student meta-training with circuit feedback", None),
     "mine-pseudo": ("omni-supervised mining: pseudo labels for pool faces near a class centroid", None),

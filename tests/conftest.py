@@ -35,6 +35,8 @@ def tiny_params() -> dict:
     gen["affwild2"] = {"train_videos": 1, "test_videos": 1, "frames_per_video": 8, "invalid_rate": 0.1,
                        "missing_rate": 0.1}
     gen["webface"] = {"identities": 2, "images_per_identity": 3, "blend_fraction": 0.0}
+    params["train"]["pretrain_fr"].update({"input_size": 32, "epochs": 1, "batch_size": 4, "embedding_dim": 16,
+                                           "num_workers": 0, "threads": 1, "verification": {"pairs": 20, "far": 0.1}})
     sup = params["train"]["supervised"]
     sup.update({"input_size": 32, "epochs": 1, "batch_size": 16, "num_workers": 0, "threads": 1})
     params["train"]["meta"].update({"input_size": 32, "steps": 2, "batch_size": 8, "mu": 1, "num_workers": 0,

@@ -78,7 +78,7 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
                     "gather@affectnet", "gather@affwild2", "gather@ms1m", "gather@rafdb", "gather@webface",
                     "generate", "mine_pseudo", "prepare@affectnet-0", "prepare@affwild2-0", "prepare@affwild2-1",
                     "prepare@ms1m-0",
-                    "prepare@rafdb-0", "prepare@rafdb-1", "prepare@webface-0", "report", "train_meta",
+                    "prepare@rafdb-0", "prepare@rafdb-1", "prepare@webface-0", "pretrain_fr", "report", "train_meta",
                     "train_supervised", "train_temporal"]
     for name in ("affectnet", "affwild2", "webface"):  # FaceSynth writes all five formats; the readers take them
         manifest = json.loads((proj / f"data/prepared/{name}/manifest.json").read_text())

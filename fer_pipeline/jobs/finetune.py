@@ -11,11 +11,10 @@ STAGE = "finetune"
 def run(job) -> dict:
     train = job.params["train"]
     meta_dir, dataset_dir = job.inst.deps
-    cfg = finetune_config(train["supervised"], train["meta"], train["finetune"], f"{meta_dir}/model.pt",
-                          job.inst.outs[0])
+    cfg = finetune_config(train["supervised"], train["meta"], train["finetune"], job.inst.outs[0])
     # Only the Smp subset the student was meta-trained with: at a labelled fraction
     # below 100 %, finetuning on the whole set would leak the withheld labels.
     result = train_supervised(cfg, dataset_dir, cfg["out_dir"], job.work_dir(), tracker=job.tracker,
-                              subset_index=f"{meta_dir}/smp_index.json")
+                              subset_index=f"{meta_dir}/smp_index.json", init_weights=f"{meta_dir}/model.pt")
     job.tracker.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
     return {"result": result}

@@ -1,6 +1,7 @@
 """`fer train-meta`: Face2Exp teacher-student meta-training with circuit feedback."""
 
 
+from fer_pipeline.dag.stages.train import init_weights
 from fer_pipeline.meta.train import train_meta
 
 STAGE = "train_meta"
@@ -10,9 +11,8 @@ def run(job) -> dict | None:
     params = job.params
     cfg, prep = params["train"]["meta"], params["prepare"]["out_dir"]
     labeled_dir, pool_dir = f"{prep}/{cfg['labeled']}", f"{prep}/{cfg['pool']}"
-    init_dir = params["train"]["supervised"]["out_dir"] if cfg["init"] == "supervised" else None
-    result = train_meta(cfg, labeled_dir, pool_dir, cfg["out_dir"], job.work_dir(), init_dir, cfg["pool_truth"],
-                        tracker=job.tracker)
+    result = train_meta(cfg, labeled_dir, pool_dir, cfg["out_dir"], job.work_dir(), init_weights(params, "meta"),
+                        cfg["pool_truth"], tracker=job.tracker)
     if not job.is_main_process:  # a non-zero torchrun rank: rank 0 writes and tracks
         return None
     job.log_artifacts(cfg["out_dir"], ("history.json", "smp_index.json", "cover_examples.png"))

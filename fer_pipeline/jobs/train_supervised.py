@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from fer_pipeline.dag.stages.train import init_weights
 from fer_pipeline.train.supervised import train_supervised
 
 STAGE = "train_supervised"
@@ -9,6 +10,7 @@ STAGE = "train_supervised"
 
 def run(job) -> dict:
     cfg = job.params["train"]["supervised"]
-    result = train_supervised(cfg, job.inst.deps[0], cfg["out_dir"], job.work_dir(), tracker=job.tracker)
+    result = train_supervised(cfg, job.inst.deps[0], cfg["out_dir"], job.work_dir(), tracker=job.tracker,
+                              init_weights=init_weights(job.params, "supervised"))
     job.tracker.log_artifact(str(Path(cfg["out_dir"]) / "history.json"))
     return {"result": result}

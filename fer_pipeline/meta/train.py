@@ -122,7 +122,7 @@ def _loader(dataset, sampler, workers: int, device) -> DataLoader:
 
 
 def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
-               work_dir: str | Path, init_dir: str | Path | None = None, truth_csv: str | None = None,
+               work_dir: str | Path, init_weights: str | Path | None = None, truth_csv: str | None = None,
                tracker=None, stop_after_steps: int | None = None) -> dict:
     """Meta-train teacher and student for `cfg["steps"]` steps, checkpointing in `work_dir`;
     rank 0 writes the student (model.pt), the teacher, the history, the Smp index and the
@@ -134,7 +134,7 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     labeled, subset = _labelled_subset(cfg, labeled_dir, class_set, out_dir if main else None)
     pool, audit = _pool(cfg, pool_dir, truth_csv, class_set, out_dir if main else None)
-    run = MetaRun.build(cfg, len(class_set), init_dir, world, device, audit)
+    run = MetaRun.build(cfg, len(class_set), init_weights, world, device, audit)
     ckpt_path = work_dir / "last.pt"
     if cfg["resume"]:
         run.resume(ckpt_path)
@@ -238,14 +238,13 @@ class MetaRun:
     history: list = field(default_factory=list)
 
     @classmethod
-    def build(cls, cfg: dict, num_classes: int, init_dir, world: distributed.World, device: torch.device,
+    def build(cls, cfg: dict, num_classes: int, init_weights, world: distributed.World, device: torch.device,
               audit: PseudoLabelAudit) -> "MetaRun":
         fmt = memory_format(device, cfg["channels_last"])
         nets = {}
         for role in ("teacher", "student"):
             torch.manual_seed(cfg["seed"] + (role == "student"))  # independent weights when from scratch
-            init = str(Path(init_dir) / "model.pt") if cfg["init"] == "supervised" else None
-            nets[role] = distributed.wrap(build_model(cfg["arch"], num_classes, init).to(device, memory_format=fmt),
+            nets[role] = distributed.wrap(build_model(cfg["arch"], num_classes, init_weights).to(device, memory_format=fmt),
                                           world, device)
         opts = {role: torch.optim.SGD(nets[role].parameters(), lr=cfg[f"lr_{role}"], momentum=cfg["momentum"],
                                       weight_decay=cfg["weight_decay"], nesterov=cfg["momentum"] > 0)

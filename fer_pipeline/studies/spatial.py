@@ -102,7 +102,7 @@ class SeedStudy:
     def supervised_cfg(self) -> dict:
         cfg = dict(self.params["train"]["supervised"])
         cfg.update({"seed": self.seed, "dataset": self.params["train"]["meta"]["labeled"],
-                    "class_set": self.params["train"]["meta"]["class_set"], "weights": None,
+                    "class_set": self.params["train"]["meta"]["class_set"], "init": "scratch",
                     "arch": self.spatial["arch"], "input_size": self.spatial["input_size"], "epochs": self.spatial["sl_epochs"],
                     "balanced_sampling": False})
         return cfg
@@ -128,11 +128,10 @@ class SeedStudy:
         cfg = self.meta_cfg(run)
         result = train_meta(cfg, self.labeled_dir, self.pool_dir, run_dir / "meta", run_dir / "ckpt_meta",
                             None, cfg["pool_truth"], tracker=tracker)
-        ft = finetune_config(self.params["train"]["supervised"], cfg, self.params["train"]["finetune"],
-                             str(run_dir / "meta" / "model.pt"), str(run_dir))
+        ft = finetune_config(self.params["train"]["supervised"], cfg, self.params["train"]["finetune"], str(run_dir))
         train_supervised(ft, self.labeled_dir, run_dir, run_dir / "ckpt_finetune",
                          PrefixedTracker(self.mlflow, f"{run.name}.finetune"),
-                         subset_index=run_dir / "meta" / "smp_index.json")
+                         subset_index=run_dir / "meta" / "smp_index.json", init_weights=run_dir / "meta" / "model.pt")
         shutil.copy(run_dir / "meta" / "teacher.pt", run_dir / "teacher.pt")
         return result
 

@@ -53,8 +53,12 @@ def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, total_steps: int
 
 
 def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, work_dir: str | Path,
-                     tracker=None, stop_after_epochs: int | None = None, subset_index: str | Path | None = None) -> dict:
+                     tracker=None, stop_after_epochs: int | None = None, subset_index: str | Path | None = None,
+                     init_weights: str | Path | None = None) -> dict:
     """Train, checkpointing every epoch in `work_dir`; write the final model to `out_dir`.
+
+    `init_weights` is the state_dict the network starts from (None: random): the
+    face-recognition backbone, a local file, or the student for its finetuning.
 
     `subset_index` (an Smp index file) limits training to those images: the student's
     finetuning must not see labels its meta-training did not have.
@@ -63,7 +67,7 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     device = start_training(cfg)
     class_set = ClassSet.named(cfg["class_set"])
     train_set, sampler, loader = _training_data(cfg, dataset_dir, class_set, subset_index, device)
-    run = SupervisedRun.build(cfg, len(class_set), len(loader), device)
+    run = SupervisedRun.build(cfg, len(class_set), len(loader), device, init_weights)
     ckpt_path = Path(work_dir) / "last.pt"
     if cfg["resume"]:
         run.resume(ckpt_path)
@@ -115,9 +119,10 @@ class SupervisedRun:
     history: list = field(default_factory=list)
 
     @classmethod
-    def build(cls, cfg: dict, num_classes: int, steps_per_epoch: int, device: torch.device) -> "SupervisedRun":
+    def build(cls, cfg: dict, num_classes: int, steps_per_epoch: int, device: torch.device,
+              init_weights: str | Path | None = None) -> "SupervisedRun":
         fmt = memory_format(device, cfg["channels_last"])
-        model = build_model(cfg["arch"], num_classes, cfg["weights"]).to(device, memory_format=fmt)
+        model = build_model(cfg["arch"], num_classes, init_weights).to(device, memory_format=fmt)
         optimizer = make_optimizer(cfg, model)
         scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch,
                                    round(cfg["warmup_epochs"] * steps_per_epoch))

@@ -1,3 +1,17 @@
+# Face-recognition pretraining: the FER networks' `fr_pretrained` initialisation.
+rule pretrain_fr:
+    input:
+        unpack(RULES.inputs("pretrain_fr")),
+    output:
+        RULES.outputs("pretrain_fr"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("pretrain_fr"),
+    shell:
+        RULES.shell("pretrain_fr")
+
+
 rule train_supervised:
     input:
         unpack(RULES.inputs("train_supervised")),

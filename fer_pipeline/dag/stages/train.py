@@ -1,10 +1,57 @@
-"""Spatial training phase: the supervised baseline, Face2Exp's meta-training and the
-student's finetuning, and the omni-supervised mining that reads the baseline."""
+"""Spatial training phase: face-recognition pretraining, the supervised baseline,
+Face2Exp's meta-training and the student's finetuning, and the omni-supervised mining
+that reads the baseline."""
 
 from __future__ import annotations
 
 from fer_pipeline.dag.stage import Stage
 from fer_pipeline.dag.stages.data import prepared
+
+
+# Inits that start from another stage's output: (the producing section, its weights file).
+PRODUCED_INITS = {"fr_pretrained": ("pretrain_fr", "backbone.pt"), "supervised": ("supervised", "model.pt")}
+
+
+def init_source(params: dict, section: str) -> tuple[str, str] | None:
+    """What `train.<section>.init` starts a network from: (the input the stage depends
+    on, the weights file in it), or None for a random initialisation. Any other value
+    is a local state_dict (train.supervised only: the schema keeps meta's to the names)."""
+    cfg = params["train"][section]
+    init = cfg["init"]
+    if init == "scratch":
+        return None
+    if init not in PRODUCED_INITS or PRODUCED_INITS[init][0] == section:
+        return init, init
+    producer, name = PRODUCED_INITS[init]
+    if init == "fr_pretrained" and cfg["arch"] != params["train"]["pretrain_fr"]["arch"]:
+        raise ValueError(f"train.{section}.init is fr_pretrained, but train.{section}.arch {cfg['arch']!r} is not "
+                         f"train.pretrain_fr.arch {params['train']['pretrain_fr']['arch']!r}: the backbone would "
+                         "not fit")
+    out = params["train"][producer]["out_dir"]
+    return out, f"{out}/{name}"
+
+
+def init_weights(params: dict, section: str) -> str | None:
+    """The weights file `train.<section>.init` names (None: from scratch)."""
+    source = init_source(params, section)
+    return None if source is None else source[1]
+
+
+def pretrain_fr(params: dict) -> Stage:
+    fr = params["train"]["pretrain_fr"]
+    unknown = [p for p in fr["pools"] if p not in params["datasets"]]
+    if unknown:
+        raise ValueError(f"train.pretrain_fr.pools names {unknown}, not in params.yaml `datasets`")
+    return Stage(
+        name="pretrain_fr",
+        cmd="fer pretrain-fr --log-file {log}",
+        deps=tuple(prepared(params, pool) for pool in fr["pools"]),
+        outs=(fr["out_dir"],),
+        params=("train.pretrain_fr",),
+        log="logs/pretrain_fr.log",
+        stamp=f"{fr['out_dir']}/_stage.json",
+        metrics=(fr["metrics_file"],),
+    )
 
 
 def stages(params: dict) -> list[Stage]:
@@ -13,17 +60,19 @@ def stages(params: dict) -> list[Stage]:
     if sup["dataset"] == mine["out_name"]:
         raise ValueError(f"train.supervised.dataset {sup['dataset']!r} is the mined set, and mining needs the "
                          "supervised model: a cycle. Train on the mined set with train.meta.labeled instead.")
+    sup_init, meta_init = init_source(params, "supervised"), init_source(params, "meta")
     meta_deps = [prepared(params, meta["labeled"]), prepared(params, meta["pool"])]
-    if meta["init"] == "supervised":
-        meta_deps.append(sup["out_dir"])
+    if meta_init is not None:
+        meta_deps.append(meta_init[0])
     if meta["pool_truth"]:
         meta_deps.append(meta["pool_truth"])
     mine_deps = [sup["out_dir"], prepared(params, sup["dataset"]), prepared(params, mine["pool"])]
     return [
+        pretrain_fr(params),
         Stage(
             name="train_supervised",
             cmd="fer train-supervised --log-file {log}",
-            deps=(prepared(params, sup["dataset"]),),
+            deps=(prepared(params, sup["dataset"]),) + ((sup_init[0],) if sup_init else ()),
             outs=(sup["out_dir"],),
             params=("train.supervised",),
             log="logs/train_supervised.log",

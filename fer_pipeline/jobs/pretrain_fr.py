@@ -1,0 +1,22 @@
+"""`fer pretrain-fr`: the ArcFace identity classifier on the FR pools, its backbone the
+FER networks' `fr_pretrained` initialisation, verified on held-out identities."""
+
+from pathlib import Path
+
+from fer_pipeline.common.atomic import write_json
+from fer_pipeline.train.pretrain_fr import pretrain_fr
+
+STAGE = "pretrain_fr"
+
+
+def run(job) -> dict:
+    cfg = job.params["train"]["pretrain_fr"]
+    pools = dict(zip(cfg["pools"], job.inst.deps))
+    out_dir, metrics_file = Path(job.inst.outs[0]), Path(job.inst.fill(job.inst.stage.metrics[0]))
+    result = pretrain_fr(cfg, pools, out_dir, job.work_dir(), tracker=job.tracker)
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json(metrics_file, result["verification"])
+    job.tracker.log_metrics({f"verification.{k}": float(v) for k, v in result["verification"].items()})
+    job.tracker.log_artifact(str(metrics_file))
+    job.log_artifacts(out_dir, ("history.json", "identity_split.json"))
+    return {"result": result}
