@@ -66,6 +66,10 @@ def _missing(p: dict) -> dict:
         "status": ([], None, 0, ["OUTDATED"]),  # nothing ran yet: a report, not an error (see below)
         "dvc-yaml": (["--check"], None, 1, ["dvc.yaml is out of date", "fer dvc-yaml"]),
         "dvc-commit": ([], None, 0, ["no .dvc folder here"]),  # nothing to record, said so
+        "pretrain-fr": ([], None, 1, [f"input {prep}/{p['train']['pretrain_fr']['pools'][0]} not found",
+                                      "fer gather"]),
+        "subset": (["--dataset", "rafdb", "--imbalance-factor", "10"], None, 1,
+                   [f"no shard-*.parquet in {prep}/rafdb", "fer prepare"]),
     }
 
 
@@ -78,6 +82,7 @@ BAD_KEY = {
     "evaluate-temporal": "temporal.evaluate.stride", "predict-video": "temporal.evaluate.postprocess.window",
     "report": "report.out_dir", "report-spatial": "spatial.sl_epochs", "summary": "report.out_dir",
     "status": "prepare.row_group_size", "dvc-yaml": "tracking.experiment", "dvc-commit": "tracking.uri",
+    "pretrain-fr": "train.pretrain_fr.epochs", "subset": "train.supervised.class_set",
 }
 
 
