@@ -49,7 +49,8 @@ def tiny_params() -> dict:
     params["temporal"]["evaluate"]["postprocess"]["window"] = 3
     # Every device key on the CPU: `auto` would pick bf16 CUDA on a GPU host, and the
     # tests comparing weights byte for byte assume the CPU's float32 arithmetic.
-    for cfg in (sup, params["train"]["meta"], params["temporal"]["features"], params["temporal"]["train"]):
+    for cfg in (sup, params["train"]["meta"], params["train"]["pretrain_fr"], params["temporal"]["features"],
+                params["temporal"]["train"]):
         cfg["device"] = "cpu"
     return params
 

@@ -89,7 +89,8 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
     digest = tree_fingerprint(proj / "data/prepared/rafdb", cache_dir=tmp_path / "fp-cache")
     assert train.data.tags["data_version.rafdb"] == digest
     stamp = json.loads((proj / "models/supervised/_stage.json").read_text())
-    assert stamp["inputs"] == {"data/prepared/rafdb": digest}
+    assert stamp["inputs"]["data/prepared/rafdb"] == digest
+    assert set(stamp["inputs"]) == {"data/prepared/rafdb", "models/pretrain_fr"}  # + the FR backbone (init)
     assert "train_loss" in train.data.metrics
     evaluate = next(r for r in runs if r.data.tags["job"] == "evaluate@meta")
     assert 0 <= evaluate.data.metrics["mean_class_accuracy"] <= 1
