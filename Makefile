@@ -42,4 +42,4 @@ dag: $(STAMP)
 
 ## remove everything the pipeline generated (keeps .venv)
 clean:
-	rm -rf data models reports logs .snakemake .fer mlflow.db mlflow.db.lock mlartifacts
+	rm -rf data models reports logs .snakemake .fer mlflow.db mlflow.db.lock mlartifacts dvc_plots
