@@ -45,6 +45,17 @@ def upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
     return [by_name[name] for name in ups[inst.name]]
 
 
+def direct_upstream(params: dict, inst: StageInstance) -> list[StageInstance]:
+    """Jobs whose outputs this job's *own* deps read (gather@ms1m reads ms1m's prepare
+    jobs only): what must rerun before this one when data changes, as Snakemake sees it."""
+    frozen = _frozen(params)
+    by_name, _ = _dag(frozen)
+    return [by_name[name] for name in _OWN_UPSTREAM[frozen][inst.name]]
+
+
+_OWN_UPSTREAM: dict[str, dict[str, tuple[str, ...]]] = {}
+
+
 def _frozen(params: dict) -> str:
     return json.dumps(params)  # not sorted: the order of `datasets` is the order of their jobs
 
@@ -61,10 +72,13 @@ def _dag(frozen_params: str):
         return tuple(other for other, outs in outputs.items() if other not in exclude and any(
             is_under(d, out) or is_under(out, d) for d in deps for out in outs))
 
-    ups = {}
+    ups, own_ups = {}, {}
     for job in jobs:
         siblings = job.stage.instances()
-        ups[job.name] = reads([d for sibling in siblings for d in sibling.deps], {s.name for s in siblings})
+        names = {s.name for s in siblings}
+        ups[job.name] = reads([d for sibling in siblings for d in sibling.deps], names)
+        own_ups[job.name] = reads(job.deps, names)
+    _OWN_UPSTREAM[frozen_params] = own_ups
     return {job.name: job for job in jobs}, ups
 
 

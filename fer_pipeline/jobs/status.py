@@ -1,18 +1,18 @@
 """`fer status`: which jobs are outdated (params, code or input data changed, here or upstream)."""
 
-from fer_pipeline.dag.lineage import instances, upstream
+from fer_pipeline.dag.lineage import direct_upstream, instances
 from fer_pipeline.dag.provenance import is_current
 
 
 def outdated_jobs(params: dict, group: str | None = "main") -> dict[str, bool]:
     """Job name -> outdated. A job is outdated when its own stamp does not match, or when
-    a job it reads from is outdated (it will rerun after it, as under Snakemake)."""
+    a job whose outputs it reads is outdated (it will rerun after it, as under Snakemake)."""
     result: dict[str, bool] = {}
     for inst in instances(params):  # topological order
         if group is not None and inst.stage.group != group:
             continue
         result[inst.name] = not is_current(params, inst) or any(result.get(up.name, False)
-                                                                for up in upstream(params, inst))
+                                                                for up in direct_upstream(params, inst))
     return result
 
 
