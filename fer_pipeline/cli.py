@@ -31,7 +31,11 @@ def _prepare(p):
 
 
 def _evaluate(p):
-    p.add_argument("--model", required=True, help="supervised | meta")
+    p.add_argument("--model", required=True, help="supervised | control | meta")
+
+
+def _finetune(p):
+    p.add_argument("--model", required=True, help="student (the meta-trained student) | control (the baseline)")
 
 
 def _spatial_study(p):
@@ -76,7 +80,8 @@ COMMANDS = {
     "train-supervised": ("train the supervised baseline", None),
     "train-meta": ("Face2Exp teacher-student meta-training with circuit feedback", None),
     "mine-pseudo": ("omni-supervised mining: pseudo labels for pool faces near a class centroid", None),
-    "finetune": ("finetune the meta-trained student on the labelled data (fixed small rate)", None),
+    "finetune": ("finetune the meta-trained student, or the baseline as its control, on the same labelled data",
+                 _finetune),
     "spatial-study": ("one seed of Face2Exp's Tables 4 and 6 (SL vs Meta at 1/5/10 pct labels, ablation)",
                       _spatial_study),
     "evaluate": ("evaluate one trained model: metrics.json, confusion matrix, per-class plot", _evaluate),

@@ -31,6 +31,27 @@ def balanced_subset(targets: np.ndarray, fraction: float, seed: int, num_classes
     return np.sort(np.concatenate(chosen))
 
 
+def labelled_subset(targets: np.ndarray, cfg: dict, num_classes: int) -> np.ndarray:
+    """The labelled images a meta run may see (`train.meta`: labeled_fraction, balanced, seed):
+    Smp's balanced subset, or an unbalanced fraction as drawn (the paper's RAF-DB 25/50/100 %)."""
+    if cfg["balanced"]:
+        return balanced_subset(targets, cfg["labeled_fraction"], cfg["seed"], num_classes)
+    rng = np.random.default_rng(cfg["seed"])
+    n = max(1, round(cfg["labeled_fraction"] * len(targets)))
+    return np.sort(rng.choice(len(targets), size=n, replace=False))
+
+
+def finetune_subset(targets: np.ndarray, meta_cfg: dict, finetune_cfg: dict, num_classes: int) -> np.ndarray:
+    """The labelled images the student's finetune (and its control, the baseline put
+    through the same finetune) train on: inside the meta run's labelled subset, so no
+    finetune sees labels the meta run did not have; with `balanced`, Smp's equal count
+    per class drawn from it (the rarest class caps every class)."""
+    subset = labelled_subset(targets, meta_cfg, num_classes)
+    if finetune_cfg["balanced"]:
+        subset = subset[balanced_subset(targets[subset], 1.0, meta_cfg["seed"], num_classes)]
+    return subset
+
+
 def write_index(path: str | Path, sources: list[str], indices: np.ndarray, meta: dict) -> None:
     """JSON index: the chosen rows' sources plus how they were chosen (atomic write)."""
     path = Path(path)

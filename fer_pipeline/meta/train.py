@@ -36,7 +36,7 @@ from fer_pipeline.common.atomic import write_bytes, write_json
 from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.meta.augment import WeakStrongViews, cover_grid
 from fer_pipeline.meta.data import PoolViews, StepBatchSampler
-from fer_pipeline.meta.smp import balanced_subset, write_index
+from fer_pipeline.meta.smp import labelled_subset, write_index
 from fer_pipeline.meta.step import MetaLossConfig, meta_step
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint, distributed
@@ -45,14 +45,6 @@ from fer_pipeline.train.device import autocast, memory_format, start_training
 from fer_pipeline.models.bundle import save_bundle
 
 log = logging.getLogger(__name__)
-
-
-def labelled_subset(targets: np.ndarray, cfg: dict, num_classes: int) -> np.ndarray:
-    if cfg["balanced"]:
-        return balanced_subset(targets, cfg["labeled_fraction"], cfg["seed"], num_classes)
-    rng = np.random.default_rng(cfg["seed"])  # an unbalanced fraction, as the paper's RAF-DB 25/50 %
-    n = max(1, round(cfg["labeled_fraction"] * len(targets)))
-    return np.sort(rng.choice(len(targets), size=n, replace=False))
 
 
 def read_pool_truth(path: str | None, sources: list[str], class_set: ClassSet) -> torch.Tensor | None:

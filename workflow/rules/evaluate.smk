@@ -1,4 +1,4 @@
-# One job per evaluated model (supervised baseline, meta-trained student).
+# One job per evaluated model (supervised baseline, its finetuned control, the Face2Exp student).
 rule evaluate:
     input:
         unpack(RULES.inputs("evaluate")),

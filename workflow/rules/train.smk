@@ -25,7 +25,8 @@ rule train_supervised:
         RULES.shell("train_supervised")
 
 
-# Face2Exp: teacher-student meta-training, then the student's finetuning.
+# Face2Exp: teacher-student meta-training, then the student's finetuning and its
+# control (the baseline put through the same finetune): finetune@student, finetune@control.
 rule train_meta:
     input:
         unpack(RULES.inputs("train_meta")),
@@ -48,6 +49,8 @@ rule finetune:
         "../../environment.yml"
     log:
         RULES.log("finetune"),
+    wildcard_constraints:
+        model=RULES.wildcard_pattern("finetune"),
     shell:
         RULES.shell("finetune")
 

@@ -28,8 +28,12 @@ def uses_facesynth(params: dict) -> bool:
 def evaluated_models(params: dict) -> dict[str, dict[str, str]]:
     """Every model the DAG evaluates: its bundle folder and its labelled dataset."""
     prep_dir = params["prepare"]["out_dir"]
-    sup, meta = params["train"]["supervised"], params["train"]["meta"]
+    sup, meta, finetune = params["train"]["supervised"], params["train"]["meta"], params["train"]["finetune"]
+    labelled = f"{prep_dir}/{meta['labeled']}"
+    # The control (the baseline put through the student's finetune) sits between the
+    # baseline and the student: the student must beat it, not only the raw baseline.
     return {
         "supervised": {"model_dir": sup["out_dir"], "dataset_dir": f"{prep_dir}/{sup['dataset']}"},
-        "meta": {"model_dir": params["train"]["finetune"]["out_dir"], "dataset_dir": f"{prep_dir}/{meta['labeled']}"},
+        "control": {"model_dir": f"{finetune['out_dir']}/control", "dataset_dir": labelled},
+        "meta": {"model_dir": f"{finetune['out_dir']}/student", "dataset_dir": labelled},
     }

@@ -1,5 +1,5 @@
 """Spatial training phase: face-recognition pretraining, the supervised baseline,
-Face2Exp's meta-training and the student's finetuning, and the omni-supervised mining
+Face2Exp's meta-training, the student's finetuning and its control, and the omni-supervised mining
 that reads the baseline."""
 
 from __future__ import annotations
@@ -54,9 +54,39 @@ def pretrain_fr(params: dict) -> Stage:
     )
 
 
+# What the finetune subset and recipe read from train.meta (its other keys, the meta
+# run's own settings, must not rerun the control).
+FINETUNE_META_KEYS = ("seed", "labeled", "class_set", "arch", "input_size", "labeled_fraction", "balanced")
+
+
+def finetune_starts(params: dict) -> dict[str, str]:
+    """The two networks put through the same finetune: the meta-trained student, and
+    the supervised baseline (the control), by the folder holding their model.pt."""
+    return {"student": params["train"]["meta"]["out_dir"], "control": params["train"]["supervised"]["out_dir"]}
+
+
+def finetune_stage(params: dict) -> Stage:
+    meta, finetune = params["train"]["meta"], params["train"]["finetune"]
+    if meta["arch"] != params["train"]["supervised"]["arch"]:
+        raise ValueError(f"train.meta.arch {meta['arch']!r} is not train.supervised.arch "
+                         f"{params['train']['supervised']['arch']!r}: the control (the baseline put through the "
+                         "student's finetune) needs one architecture")
+    return Stage(
+        name="finetune",
+        cmd="fer finetune --model {model} --log-file {log}",
+        deps=("{start_dir}", prepared(params, meta["labeled"])),
+        outs=(f"{finetune['out_dir']}/{{model}}",),
+        # Finetuning reuses the supervised recipe's augmentation and device settings.
+        params=("train.finetune", "train.supervised") + tuple(f"train.meta.{k}" for k in FINETUNE_META_KEYS),
+        log="logs/finetune/{model}.log",
+        stamp=f"{finetune['out_dir']}/{{model}}/_stage.json",
+        item_name="model",
+        items={name: {"start_dir": start} for name, start in finetune_starts(params).items()},
+    )
+
+
 def stages(params: dict) -> list[Stage]:
-    sup, meta, finetune, mine = (params["train"]["supervised"], params["train"]["meta"], params["train"]["finetune"],
-                                 params["mine"])
+    sup, meta, mine = params["train"]["supervised"], params["train"]["meta"], params["mine"]
     if sup["dataset"] == mine["out_name"]:
         raise ValueError(f"train.supervised.dataset {sup['dataset']!r} is the mined set, and mining needs the "
                          "supervised model: a cycle. Train on the mined set with train.meta.labeled instead.")
@@ -87,16 +117,7 @@ def stages(params: dict) -> list[Stage]:
             log="logs/train_meta.log",
             stamp=f"{meta['out_dir']}/_stage.json",
         ),
-        Stage(
-            name="finetune",
-            cmd="fer finetune --log-file {log}",
-            deps=(meta["out_dir"], prepared(params, meta["labeled"])),
-            outs=(finetune["out_dir"],),
-            # Finetuning reuses the supervised recipe's augmentation and device settings.
-            params=("train.finetune", "train.supervised"),
-            log="logs/finetune.log",
-            stamp=f"{finetune['out_dir']}/_stage.json",
-        ),
+        finetune_stage(params),
         Stage(
             name="mine_pseudo",
             cmd="fer mine-pseudo --log-file {log}",
