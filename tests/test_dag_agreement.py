@@ -133,3 +133,19 @@ def test_is_under_reads_paths_as_pathlib_does():
         for root in paths:
             expected = PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
             assert is_under(path, root) == expected, (path, root)
+
+
+def test_student_and_control_get_the_same_finetune_from_their_own_start():
+    """The control row is the baseline put through exactly the student's finetune: same
+    command, params and data, different starting weights and output."""
+    params = params_mod.load(REPO / "params.yaml")
+    jobs = {inst.item: inst for inst in instances(params) if inst.stage.name == "finetune"}
+    assert set(jobs) == {"student", "control"}
+    student, control = jobs["student"], jobs["control"]
+    assert student.params == control.params and student.deps[1:] == control.deps[1:]
+    assert student.deps[0] == params["train"]["meta"]["out_dir"]
+    assert control.deps[0] == params["train"]["supervised"]["out_dir"]
+    assert student.outs != control.outs
+    evaluated = {inst.item: inst for inst in instances(params) if inst.stage.name == "evaluate"}
+    assert {"supervised", "control", "meta"} <= set(evaluated)
+    assert evaluated["control"].deps[0] == control.outs[0] and evaluated["meta"].deps[0] == student.outs[0]

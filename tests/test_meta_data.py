@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fer_pipeline.meta.augment import REGIONS, WeakStrongViews, cover, region_box
-from fer_pipeline.meta.smp import balanced_subset, read_index, write_index
+from fer_pipeline.meta.smp import balanced_subset, finetune_subset, labelled_subset, read_index, write_index
 from fer_pipeline.data.prep.align import template_landmarks
 from fer_pipeline.data.datasets import seeded_cpu_rng
 
@@ -23,6 +23,20 @@ def test_balanced_subset_is_balanced_capped_and_deterministic():
     assert len(set(full.tolist())) == len(full)
     with pytest.raises(ValueError, match="fraction"):
         balanced_subset(targets, 0.0, seed=1, num_classes=3)
+
+
+@pytest.mark.parametrize("meta_balanced", [False, True])
+def test_finetune_subset_stays_inside_the_meta_runs_labels(meta_balanced):
+    targets = np.random.default_rng(0).permutation([0] * 300 + [1] * 120 + [2] * 30)
+    meta = {"labeled_fraction": 0.5, "balanced": meta_balanced, "seed": 4}
+    seen = labelled_subset(targets, meta, 3)
+    balanced = finetune_subset(targets, meta, {"balanced": True}, 3)
+    assert set(balanced.tolist()) <= set(seen.tolist())  # never a label the meta run did not have
+    counts = Counter(targets[balanced].tolist())
+    assert set(counts) == {0, 1, 2} and len(set(counts.values())) == 1
+    assert counts[2] == Counter(targets[seen].tolist())[2]  # the rarest class of the meta subset caps all
+    assert np.array_equal(balanced, finetune_subset(targets, meta, {"balanced": True}, 3))
+    assert np.array_equal(finetune_subset(targets, meta, {"balanced": False}, 3), seen)
 
 
 def test_index_file_round_trip(tmp_path):

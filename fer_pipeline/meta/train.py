@@ -3,7 +3,8 @@
 Labelled batches come from the Smp subset (balanced, at the labelled fraction
 from params, saved as an index file); unlabelled batches (mu x batch size) from
 the face-recognition pool, each with a weak and a strong view. Both networks
-use SGD with cosine decay (paper: teacher 1e-2, student 1e-3). Inference and
+use `optimizer` (paper: SGD, teacher 1e-2, student 1e-3), a linear warm-up and
+cosine decay. Inference and
 evaluation use the student only; the teacher is saved beside it for study.
 
 When the pool's true expressions are known (FaceSynth writes them outside the
@@ -42,6 +43,7 @@ from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint, distributed
 from fer_pipeline.data.datasets import FaceShardDataset, decode_rgb
 from fer_pipeline.train.device import autocast, memory_format, start_training
+from fer_pipeline.train.supervised import make_optimizer, make_scheduler
 from fer_pipeline.models.bundle import save_bundle
 
 log = logging.getLogger(__name__)
@@ -238,10 +240,13 @@ class MetaRun:
             torch.manual_seed(cfg["seed"] + (role == "student"))  # independent weights when from scratch
             nets[role] = distributed.wrap(build_model(cfg["arch"], num_classes, init_weights).to(device, memory_format=fmt),
                                           world, device)
-        opts = {role: torch.optim.SGD(nets[role].parameters(), lr=cfg[f"lr_{role}"], momentum=cfg["momentum"],
-                                      weight_decay=cfg["weight_decay"], nesterov=cfg["momentum"] > 0)
-                for role in nets}
-        scheds = {role: torch.optim.lr_scheduler.CosineAnnealingLR(opts[role], T_max=cfg["steps"]) for role in nets}
+        # The supervised recipe's optimiser and schedule, per network at its own rate: a
+        # linear warm-up keeps a network that starts from the trained baseline from being
+        # thrown off it (and the pseudo labels from collapsing) in the first steps.
+        recipe = {role: {"optimizer": cfg["optimizer"], "lr": cfg[f"lr_{role}"], "momentum": cfg["momentum"],
+                         "weight_decay": cfg["weight_decay"], "scheduler": "cosine"} for role in nets}
+        opts = {role: make_optimizer(recipe[role], nets[role]) for role in nets}
+        scheds = {role: make_scheduler(recipe[role], opts[role], cfg["steps"], cfg["warmup_steps"]) for role in nets}
         # Optional EMA of the student (paper: none); when on, it is what gets exported.
         ema = (torch.optim.swa_utils.AveragedModel(
             distributed.unwrap(nets["student"]),
