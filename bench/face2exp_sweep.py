@@ -86,8 +86,9 @@ def finetuned(params: dict, start: str, dataset_dir: str, out: Path) -> Path:
     return out
 
 
-def scores(model_dir: Path, dataset_dir: str, bundle: str = "model.pt") -> dict:
-    m = evaluate(model_dir, dataset_dir, model_dir / f"eval_{bundle[:-3]}", 256, "cpu", bundle_name=bundle)
+def scores(model_dir: Path, dataset_dir: str, out_dir: Path, bundle: str = "model.pt") -> dict:
+    """Headline figures (%) on the test split; plots and predictions go to `out_dir`."""
+    m = evaluate(model_dir, dataset_dir, out_dir, 256, "cpu", bundle_name=bundle)
     return {k: round(100 * m[k], 2) for k in HEADLINE} | {
         "per_class": {c: None if a is None else round(100 * a, 1) for c, a in m["per_class_accuracy"].items()}}
 
@@ -130,9 +131,11 @@ def main() -> None:
         row = {"name": args.name, "seed": seed, "set": args.set, "pool_identities": args.pool_identities,
                "meta_seconds": round(meta_seconds, 1),
                "pseudo_label_accuracy": {"first": pla[0], "last": pla[-1], "curve": pla},
-               "baseline": scores(baseline, dataset_dir), "control": scores(control, dataset_dir),
-               "teacher": scores(run_dir, dataset_dir, "teacher.pt"),
-               "student_raw": scores(run_dir, dataset_dir), "student": scores(student, dataset_dir)}
+               "baseline": scores(baseline, dataset_dir, work / "eval" / "baseline"),
+               "control": scores(control, dataset_dir, control / "eval"),
+               "teacher": scores(run_dir, dataset_dir, run_dir / "eval_teacher", "teacher.pt"),
+               "student_raw": scores(run_dir, dataset_dir, run_dir / "eval_student_raw"),
+               "student": scores(student, dataset_dir, student / "eval")}
         row["student_minus_control"] = {k: round(row["student"][k] - row["control"][k], 2) for k in HEADLINE}
         with mlflow.start_run(run_name=f"{args.name}/seed{seed}"):
             mlflow.log_params({"sets": " ".join(args.set) or "-", "seed": seed,
