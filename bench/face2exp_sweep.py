@@ -50,7 +50,13 @@ def override(params: dict, assignment: str) -> None:
         node = node[part]
     if leaf not in node:
         raise SystemExit(f"--set {assignment}: no key {key} in params.yaml")
-    node[leaf] = yaml.safe_load(value)
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    node[leaf] = parsed
 
 
 def digest(obj) -> str:
