@@ -1,5 +1,6 @@
 """The one wrapper every stage command runs in: find the job in the stage list, take
-its inputs' versions, open its MLflow run, run it, write its stamp.
+its lock (dag/joblock.py), take its inputs' versions, open its MLflow run, run it, write
+its stamp.
 
 A stage's module (`fer_pipeline/jobs/<command>.py`) declares `STAGE` (its name in the
 stage list), optionally `item(args, params)` (which job of a scattered stage), and
@@ -9,6 +10,7 @@ its paths from `job.inst` (the stage list), never re-derives them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from fer_pipeline.common.atomic import remove_dead_temps
+from fer_pipeline.dag.joblock import job_lock
 from fer_pipeline.dag.lineage import get_instance, upstream
 from fer_pipeline.dag.provenance import input_versions, write_stamp
 from fer_pipeline.dag.stage import StageInstance, is_under
@@ -89,10 +92,16 @@ def check_inputs(params: dict, inst: StageInstance) -> None:
 
 
 def run_stage(module: ModuleType, params: dict, args) -> None:
-    from fer_pipeline.dag.tracking import stage_run
-
     item = module.item(args, params) if hasattr(module, "item") else None
     inst = get_instance(params, module.STAGE, item)
+    # Under torchrun every rank runs this: rank 0 holds the job's lock for them all.
+    with job_lock(inst.name) if launched_rank() == 0 else contextlib.nullcontext():
+        _run_job(module, params, args, inst)
+
+
+def _run_job(module: ModuleType, params: dict, args, inst: StageInstance) -> None:
+    from fer_pipeline.dag.tracking import stage_run
+
     check_inputs(params, inst)
     for out in inst.all_outputs:
         for path in remove_dead_temps(out):
