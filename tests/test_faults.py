@@ -3,6 +3,7 @@ a killed job's temp folders are removed before its stage runs again and never co
 as data; its MLflow run is closed as KILLED by the next run of the same job; two
 processes never run the same job at once; a failed `dvc commit` says why."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -155,3 +156,62 @@ def test_a_failed_dvc_commit_says_why(tmp_path, monkeypatch):
         dvc_commit(["train_meta"])
     assert "dvc commit failed (exit 255)" in str(err.value.code)
     assert "output 'models/meta' is not tracked: the cause" in str(err.value.code)
+
+
+# ---- pool workers die with their parent (common/workers.py) ----
+
+# A parent that makes a pool of 2 the way the pipeline does, runs one task per worker
+# (so both have started and run their initializer), keeps both busy (an idle worker of
+# some pools notices its parent's end by itself; a busy one would finish its task
+# first), prints its children's pids, and waits.
+_POOL_PARENT = """
+import time, psutil
+from {module} import {make} as make
+pool = make(2)
+list(pool.map(time.sleep, [0.5, 0.5]))
+{busy}
+time.sleep(0.5)
+print(" ".join(str(child.pid) for child in psutil.Process().children(recursive=True)), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("module, make, busy", [
+    ("fer_pipeline.data.prep.pool", "start_pool", "running = pool.map(time.sleep, [30, 30])"),
+    ("fer_pipeline.data.synth.writers", "render_pool", "running = pool.map_async(time.sleep, [30, 30], chunksize=1)"),
+], ids=["prepare", "generate"])
+def test_pool_workers_die_when_their_parent_is_killed(module, make, busy):
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", _POOL_PARENT.format(module=module, make=make, busy=busy)],
+                              stdout=subprocess.PIPE, text=True, env=tool_env())
+    pids: list[int] = []
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) >= 2, "the pool's workers were not started"
+        parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)], timeout=5)
+        assert not alive, f"left running after their parent was killed: {alive}"
+    finally:
+        parent.kill()
+        for pid in pids:  # this test's own strays only
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+
+
+def test_a_worker_whose_parent_is_gone_exits_on_its_own():
+    """The second guard alone (no death signal): a parent pid that is not this
+    process's parent any more ends the worker within the watch interval."""
+    script = ("import os, time\n"
+              "from fer_pipeline.common import workers\n"
+              "workers.watch_parent(os.getppid(), interval=0.1)\n"
+              "print('watching', flush=True)\n"
+              "os.getppid = lambda: 1  # as if adopted by init\n"
+              "time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=tool_env())
+    try:
+        assert proc.stdout.readline().strip() == "watching"
+        assert proc.wait(timeout=5) == 1
+    finally:
+        proc.kill()
