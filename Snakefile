@@ -14,6 +14,8 @@ configfile: "params.yaml"
 
 
 validate(config, "workflow/schemas/params.schema.yaml")
+# Rules() validates again, with the checks across keys the schema cannot express
+# (fer_pipeline/common/params_checks.py), before any key file is written.
 RULES = Rules(config)
 # One id for every job of this invocation: MLflow groups the runs by it.
 os.environ.setdefault("FER_PIPELINE_ID", new_pipeline_id())

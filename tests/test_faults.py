@@ -1,13 +1,19 @@
 """Faults end cleanly: a truncated checkpoint or model names the file and the way out;
 a killed job's temp folders are removed before its stage runs again and never count
-as data; its MLflow run is closed as KILLED by the next run of the same job."""
+as data; its MLflow run is closed as KILLED by the next run of the same job; two
+processes never run the same job at once; a failed `dvc commit` says why."""
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+import yaml
+
+from conftest import tiny_params, tool_env
 
 from fer_pipeline.common.atomic import remove_dead_temps
 from fer_pipeline.dag.fingerprint import tree_fingerprint
@@ -85,3 +91,127 @@ def test_a_killed_jobs_mlflow_run_is_closed_by_the_next_run_of_that_job(tmp_path
     assert client.get_run(killed.info.run_id).info.status == "KILLED"
     assert client.get_run(running.info.run_id).info.status == "RUNNING", "a live process keeps its run"
     assert client.get_run(other_job.info.run_id).info.status == "RUNNING", "only the same job's runs"
+
+
+# ---- one process per job (dag/joblock.py) ----
+
+def _hold_lock(cwd, job: str) -> subprocess.Popen:
+    """A process holding `job`'s lock until killed; returns once it holds it."""
+    script = ("import sys, time\n"
+              "from fer_pipeline.dag.joblock import job_lock\n"
+              f"with job_lock({job!r}):\n"
+              "    print('held', flush=True)\n"
+              "    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, "--as-holder"], cwd=cwd, stdout=subprocess.PIPE, text=True,
+                              env=tool_env())
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_is_refused_the_job_until_the_holder_dies(tmp_path, monkeypatch):
+    from fer_pipeline.dag.joblock import JobLocked, job_lock
+
+    monkeypatch.chdir(tmp_path)
+    holder = _hold_lock(tmp_path, "train_meta")
+    try:
+        with pytest.raises(JobLocked) as err:
+            with job_lock("train_meta"):
+                pytest.fail("two processes ran the same job")
+        said = str(err.value)
+        assert f"process {holder.pid} on {socket.gethostname()}" in said and "--as-holder`" in said
+        assert "since " in said and f"kill {holder.pid}" in said and "Wait for it to finish" in said
+        with job_lock("evaluate@meta"):  # another job is not blocked
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with job_lock("train_meta"):  # the kernel released the dead holder's lock
+        pass
+
+
+def test_fer_refuses_to_run_a_job_another_process_runs(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    holder = _hold_lock(tmp_path, "report")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fer_pipeline.cli", "report"], cwd=tmp_path,
+                              capture_output=True, text=True, env=tool_env(), timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"job report is already running: process {holder.pid}" in proc.stderr
+    assert "not found" not in proc.stderr, "refused before looking at its inputs"
+    assert "Traceback" not in proc.stderr and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_failed_dvc_commit_says_why(tmp_path, monkeypatch):
+    from fer_pipeline.dag.dvc_render import dvc_commit
+
+    fake = tmp_path / "bin" / "dvc"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho \"ERROR: output 'models/meta' is not tracked: the cause\" >&2\nexit 255\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    with pytest.raises(SystemExit) as err:
+        dvc_commit(["train_meta"])
+    assert "dvc commit failed (exit 255)" in str(err.value.code)
+    assert "output 'models/meta' is not tracked: the cause" in str(err.value.code)
+
+
+# ---- pool workers die with their parent (common/workers.py) ----
+
+# A parent that makes a pool of 2 the way the pipeline does, runs one task per worker
+# (so both have started and run their initializer), keeps both busy (an idle worker of
+# some pools notices its parent's end by itself; a busy one would finish its task
+# first), prints its children's pids, and waits.
+_POOL_PARENT = """
+import time, psutil
+from {module} import {make} as make
+pool = make(2)
+list(pool.map(time.sleep, [0.5, 0.5]))
+{busy}
+time.sleep(0.5)
+print(" ".join(str(child.pid) for child in psutil.Process().children(recursive=True)), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("module, make, busy", [
+    ("fer_pipeline.data.prep.pool", "start_pool", "running = pool.map(time.sleep, [30, 30])"),
+    ("fer_pipeline.data.synth.writers", "render_pool", "running = pool.map_async(time.sleep, [30, 30], chunksize=1)"),
+], ids=["prepare", "generate"])
+def test_pool_workers_die_when_their_parent_is_killed(module, make, busy):
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", _POOL_PARENT.format(module=module, make=make, busy=busy)],
+                              stdout=subprocess.PIPE, text=True, env=tool_env())
+    pids: list[int] = []
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) >= 2, "the pool's workers were not started"
+        parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)], timeout=5)
+        assert not alive, f"left running after their parent was killed: {alive}"
+    finally:
+        parent.kill()
+        for pid in pids:  # this test's own strays only
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+
+
+def test_a_worker_whose_parent_is_gone_exits_on_its_own():
+    """The second guard alone (no death signal): a parent pid that is not this
+    process's parent any more ends the worker within the watch interval."""
+    script = ("import os, time\n"
+              "from fer_pipeline.common import workers\n"
+              "workers.watch_parent(os.getppid(), interval=0.1)\n"
+              "print('watching', flush=True)\n"
+              "os.getppid = lambda: 1  # as if adopted by init\n"
+              "time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=tool_env())
+    try:
+        assert proc.stdout.readline().strip() == "watching"
+        assert proc.wait(timeout=5) == 1
+    finally:
+        proc.kill()

@@ -4,9 +4,15 @@ throw-away project whose inputs are hand-made, read back with MlflowClient."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import tiny_params, tool_env
@@ -74,3 +80,135 @@ def test_fer_report_logs_its_params_tags_and_artifacts(tmp_path):
     assert artifacts == {"summary.md", "summary.json"}
     stamp = json.loads((tmp_path / "out/report/_stage.json").read_text())
     assert stamp["pipeline_id"] == "pipeline-under-test" and set(stamp["inputs"]) == inputs
+
+
+# ---- a resumed training job continues its run (dag/tracking.py, RUN_ID_FILE) ----
+
+# A training job's process killed mid-way: it opens the job's run with its work folder,
+# logs `loss` at steps 0..2, leaves a checkpoint, and is killed before closing its run.
+_KILLED_JOB = """
+import os, signal
+from pathlib import Path
+import yaml
+from fer_pipeline.dag.lineage import get_instance
+from fer_pipeline.dag.tracking import stage_run
+
+params = yaml.safe_load(Path("params.yaml").read_text())
+with stage_run(params, get_instance(params, "train_supervised"), {}, Path("work")) as mlflow:
+    for step in range(3):
+        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+    Path("work/last.pt").write_bytes(b"a checkpoint at step 2")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _training_job(params: dict, first: int, last: int) -> str:
+    """The same job run to the end in this process, as a trainer resumed at `first` (0:
+    from scratch) logs and tags; returns its run id."""
+    from fer_pipeline.dag.lineage import get_instance
+    from fer_pipeline.dag.tracking import stage_run
+    from fer_pipeline.train.checkpoint import tag_resumed
+
+    with stage_run(params, get_instance(params, "train_supervised"), {}, Path("work")) as mlflow:
+        if first:
+            tag_resumed(mlflow, first)
+        for step in range(first, last + 1):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        Path("work/last.pt").unlink(missing_ok=True)  # finished: nothing left to resume
+        return mlflow.active_run().info.run_id
+
+
+@pytest.fixture(scope="module")
+def migrated_store():
+    """An empty MLflow store, its schema built once for these tests and copied into each:
+    building it takes seconds of fsyncs (less on tmpfs, where it is built when there is one)."""
+    from mlflow.tracking import MlflowClient
+
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as folder:
+        path = Path(folder) / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+        yield path
+
+
+@pytest.fixture
+def resume_project(tmp_path, monkeypatch, migrated_store):
+    params = tiny_params()
+    params["tracking"]["experiment"] = "resume-test"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copyfile(migrated_store, tmp_path / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("FER_PIPELINE_ID", "resume-test")
+    return params
+
+
+def _runs():
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    experiment = client.get_experiment_by_name("resume-test")
+    return client, experiment.experiment_id, client.search_runs([experiment.experiment_id])
+
+
+def test_a_resumed_job_continues_its_run_at_the_step_it_stopped(resume_project, tmp_path):
+    from fer_pipeline.dag.tracking import RUN_ID_FILE
+
+    killed = subprocess.run([sys.executable, "-c", _KILLED_JOB], cwd=tmp_path, capture_output=True, text=True,
+                            env={**tool_env(), "FER_PIPELINE_ID": "resume-test"}, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    run_id = _training_job(resume_project, 3, 4)
+
+    client, _, runs = _runs()
+    assert [r.info.run_id for r in runs] == [run_id], "the resumed job went on in the killed job's run"
+    assert runs[0].info.status == "FINISHED" and runs[0].data.tags["resumed_at_step"] == "3"
+    assert runs[0].data.tags["pid"] == str(os.getpid()), "the run names the process that finished it"
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2, 3, 4]
+    assert not (tmp_path / "work" / RUN_ID_FILE).exists(), "finished: nothing to continue"
+
+    assert _training_job(resume_project, 0, 1) != run_id, "the job run again from scratch: a new run"
+
+
+def test_a_job_killed_before_its_first_checkpoint_starts_a_new_run(resume_project, tmp_path):
+    from fer_pipeline.dag.tracking import RUN_ID_FILE
+
+    first = _training_job(resume_project, 0, 1)
+    client, experiment_id, _ = _runs()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = client.create_run(experiment_id, tags={"job": "train_supervised", "host": socket.gethostname(),
+                                                    "pid": str(dead.pid)})
+    (tmp_path / "work" / RUN_ID_FILE).write_text(killed.info.run_id)
+    (tmp_path / "work" / ".last.pt.tmp-999999").write_bytes(b"half")  # a half-written checkpoint is no progress
+    again = _training_job(resume_project, 0, 1)
+    assert again not in (first, killed.info.run_id)
+    assert client.get_run(killed.info.run_id).info.status == "KILLED"
+    assert [m.step for m in client.get_metric_history(again, "loss")] == [0, 1]
+
+
+def test_only_a_job_that_resumes_from_its_work_folder_passes_it_to_its_run(params):
+    from types import SimpleNamespace
+
+    from fer_pipeline.dag.lineage import get_instance
+    from fer_pipeline.dag.runner import resume_dir, work_dir
+
+    trainer = SimpleNamespace(STAGE="train_supervised", RESUME_FLAG="train.supervised.resume")
+    inst = get_instance(params, "train_supervised")
+    assert resume_dir(trainer, params, inst) == work_dir(params, inst)
+    params["train"]["supervised"]["resume"] = False  # the trainer starts over: so does its run
+    assert resume_dir(trainer, params, inst) is None
+    assert resume_dir(SimpleNamespace(STAGE="evaluate"), params, get_instance(params, "evaluate", "supervised")) is None
+
+
+@pytest.mark.parametrize("command", ["train_supervised", "pretrain_fr", "train_meta", "train_temporal", "finetune"])
+def test_each_training_job_names_its_resume_flag(command, params):
+    """Read from the source (importing the jobs costs torch's import): the flag is a
+    boolean params key of the job's own recipe."""
+    import ast
+
+    from fer_pipeline.common.params import select
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / f"fer_pipeline/jobs/{command}.py").read_text())
+    flags = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
+             and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["RESUME_FLAG"]]
+    assert len(flags) == 1 and flags[0].endswith(".resume") and isinstance(select(params, flags[0]), bool)

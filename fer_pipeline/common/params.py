@@ -10,6 +10,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from fer_pipeline.common.params_checks import cross_field_errors
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 DEFAULT_PARAMS = Path("params.yaml")
@@ -44,8 +46,10 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
-def validate(params: dict, source: str = "params.yaml") -> dict:
-    """Raise ParamsError naming the offending key for every schema violation."""
+def validate(params: dict, source: str = "params.yaml", base_dir: str | Path | None = None) -> dict:
+    """Raise ParamsError naming the offending key for every schema violation, then for
+    every cross-field problem (common/params_checks.py). `base_dir`: the params file's
+    folder, which relative dataset roots are read from (default: the working directory)."""
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
@@ -62,7 +66,7 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
                 continue
             lines.append(f"{source}: key '{where}': {err.message}")
         raise ParamsError("invalid parameters:\n  " + "\n  ".join(lines))
-    lines = _dataset_key_errors(params, source)
+    lines = _dataset_key_errors(params, source) + cross_field_errors(params, source, base_dir)
     if lines:
         raise ParamsError("invalid parameters:\n  " + "\n  ".join(lines))
     return params
@@ -90,7 +94,7 @@ def load(path: str | Path = DEFAULT_PARAMS) -> dict:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
-    return validate(params, str(path))
+    return validate(params, str(path), path.resolve().parent)
 
 
 def select(params: dict, dotted: str) -> Any:

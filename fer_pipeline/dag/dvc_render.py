@@ -120,5 +120,17 @@ def commit_current_stages(params: dict) -> None:
         log.info("no up-to-date jobs to record in dvc.lock")
         return
     log.info("recording in dvc.lock: %s", ", ".join(names))
+    dvc_commit(names)
+
+
+def dvc_commit(names: list[str]) -> None:
+    """`dvc commit` these jobs; on failure, stop with DVC's own reason (not `--quiet`:
+    DVC's quiet mode hides its error messages too, leaving only an exit code)."""
     # --no-relink: leave the workspace files (and their mtimes, which Snakemake reads) alone.
-    subprocess.run(["dvc", "commit", "--force", "--quiet", "--no-relink", *names], check=True)
+    proc = subprocess.run(["dvc", "commit", "--force", "--no-relink", *names], capture_output=True, text=True)
+    said = "\n".join(part.strip() for part in (proc.stdout, proc.stderr) if part.strip())
+    if proc.returncode != 0:
+        raise SystemExit(f"dvc commit failed (exit {proc.returncode}), dvc.lock not updated: "
+                         f"{said[-3000:] or 'DVC said nothing'}\nFix that, then run `fer dvc-commit` again")
+    if said:
+        log.info("dvc commit: %s", said)

@@ -1,14 +1,18 @@
 """The one wrapper every stage command runs in: find the job in the stage list, take
-its inputs' versions, open its MLflow run, run it, write its stamp.
+its lock (dag/joblock.py), take its inputs' versions, open its MLflow run, run it, write
+its stamp.
 
 A stage's module (`fer_pipeline/jobs/<command>.py`) declares `STAGE` (its name in the
-stage list), optionally `item(args, params)` (which job of a scattered stage), and
-`run(job)`, which does the science and returns what the stamp should record. It reads
+stage list), optionally `item(args, params)` (which job of a scattered stage) and
+`RESUME_FLAG` (the params key saying whether it resumes from the checkpoint in its work
+folder: then a resumed job continues its MLflow run), and `run(job)`, which does the
+science and returns what the stamp should record. It reads
 its paths from `job.inst` (the stage list), never re-derives them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -17,6 +21,8 @@ from types import ModuleType
 from typing import Any
 
 from fer_pipeline.common.atomic import remove_dead_temps
+from fer_pipeline.common.params import select
+from fer_pipeline.dag.joblock import job_lock
 from fer_pipeline.dag.lineage import get_instance, upstream
 from fer_pipeline.dag.provenance import input_versions, write_stamp
 from fer_pipeline.dag.stage import StageInstance, is_under
@@ -43,9 +49,7 @@ class Job:
         """Where an in-progress checkpoint lives: keyed by the job's key, outside its
         outputs (the tools delete outputs before a rerun; a checkpoint made with other
         parameters or code must never be resumed)."""
-        from fer_pipeline.dag.provenance import expected_key
-
-        return Path(".fer/work") / self.inst.name / expected_key(self.params, self.inst)
+        return work_dir(self.params, self.inst)
 
     def data_versions(self) -> dict[str, str]:
         """Input versions by name (the tags runs are compared by)."""
@@ -59,6 +63,20 @@ class Job:
         paths = [folder / n for n in names] if names else sorted(p for p in folder.glob("*") if p.suffix in suffixes)
         for path in paths:
             self.tracker.log_artifact(str(path))
+
+
+def work_dir(params: dict, inst: StageInstance) -> Path:
+    """A job's work folder (see Job.work_dir)."""
+    from fer_pipeline.dag.provenance import expected_key
+
+    return Path(".fer/work") / inst.name / expected_key(params, inst)
+
+
+def resume_dir(module: ModuleType, params: dict, inst: StageInstance) -> Path | None:
+    """The work folder a job resumes from, when its module says it resumes and its
+    params let it (None otherwise: its MLflow run is always a new one)."""
+    flag = getattr(module, "RESUME_FLAG", None)
+    return work_dir(params, inst) if flag is not None and select(params, flag) else None
 
 
 def version_names(params: dict, inputs: dict[str, str]) -> dict[str, str]:
@@ -89,10 +107,16 @@ def check_inputs(params: dict, inst: StageInstance) -> None:
 
 
 def run_stage(module: ModuleType, params: dict, args) -> None:
-    from fer_pipeline.dag.tracking import stage_run
-
     item = module.item(args, params) if hasattr(module, "item") else None
     inst = get_instance(params, module.STAGE, item)
+    # Under torchrun every rank runs this: rank 0 holds the job's lock for them all.
+    with job_lock(inst.name) if launched_rank() == 0 else contextlib.nullcontext():
+        _run_job(module, params, args, inst)
+
+
+def _run_job(module: ModuleType, params: dict, args, inst: StageInstance) -> None:
+    from fer_pipeline.dag.tracking import stage_run
+
     check_inputs(params, inst)
     for out in inst.all_outputs:
         for path in remove_dead_temps(out):
@@ -102,6 +126,6 @@ def run_stage(module: ModuleType, params: dict, args) -> None:
     if launched_rank() != 0:  # under torchrun, rank 0 alone tracks, writes and stamps
         module.run(Job(params, args, inst, None, inputs))
         return
-    with stage_run(params, inst, version_names(params, inputs)) as mlflow:
+    with stage_run(params, inst, version_names(params, inputs), resume_dir(module, params, inst)) as mlflow:
         record = module.run(Job(params, args, inst, mlflow, inputs)) or {}
     write_stamp(params, inst, {"inputs": inputs, **record})

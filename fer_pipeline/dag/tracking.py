@@ -4,6 +4,11 @@ The store is `sqlite:///mlflow.db` by default (MLflow 3 deprecates the file stor
 taken from params `tracking.uri` unless MLFLOW_TRACKING_URI is set. Every run is
 tagged with its stage, the git commit, the pipeline id shared by all stages of one
 `snakemake` / `dvc repro` invocation, and the content digest of its input datasets.
+
+A training job killed mid-way and resumed from the checkpoint in its work folder
+continues its MLflow run rather than starting a new one: the run's id waits in the work
+folder (RUN_ID_FILE) while the job is unfinished, so its metric curves go on at the step
+the checkpoint holds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from fer_pipeline.common.atomic import is_temp_name, write_text
 from fer_pipeline.common.params import flatten, select
 from fer_pipeline.common.processes import alive
 from fer_pipeline.dag.provenance import git_commit, pipeline_id
@@ -77,24 +83,62 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _close_killed_runs(mlflow, experiment_id: str, job: str, host: str) -> None:
+RUN_ID_FILE = "mlflow_run_id"  # in a job's work folder while the job is unfinished
+
+
+def _may_be_live(run, host: str) -> bool:
+    """True unless the run's process is known to be gone (a run from another host, or
+    without a pid, may belong to a live process)."""
+    pid = run.data.tags.get("pid", "")
+    return run.data.tags.get("host") != host or not pid.isdigit() or alive(int(pid))
+
+
+def _close_killed_runs(mlflow, experiment_id: str, job: str, host: str, keep: str | None = None) -> None:
     """Mark as KILLED the runs of this job still RUNNING whose process is gone (a job
     killed mid-way never closes its run; its rerun does). Runs of live processes, or
-    from other hosts, are left alone."""
+    from other hosts, are left alone, and so is `keep` (the run a resumed job continues)."""
     client = mlflow.tracking.MlflowClient()
     stale = client.search_runs([experiment_id], filter_string=f"tags.job = '{job}' and attributes.status = 'RUNNING'")
     for run in stale:
-        pid = run.data.tags.get("pid", "")
-        if run.data.tags.get("host") != host or not pid.isdigit() or alive(int(pid)):
+        if run.info.run_id == keep or _may_be_live(run, host):
             continue
         client.set_terminated(run.info.run_id, status="KILLED")
         log.warning("MLflow run %s of %s (process %s) was left RUNNING by a killed job: marked KILLED",
-                    run.info.run_id, job, pid)
+                    run.info.run_id, job, run.data.tags.get("pid"))
+
+
+def has_progress(work_dir: Path) -> bool:
+    """The work folder holds something to resume from (a checkpoint, a finished part):
+    any finished file besides the run id."""
+    return work_dir.is_dir() and any(path.is_file() and path.name != RUN_ID_FILE and not is_temp_name(path.name)
+                                     for path in work_dir.rglob("*"))
+
+
+def run_to_continue(mlflow, work_dir: Path | None, experiment_id: str, host: str) -> str | None:
+    """The id of the run a resumed job continues: the one its work folder names, when
+    the folder holds progress to resume from and that run is still in this experiment
+    and not held by a live process; None for a fresh start."""
+    if work_dir is None or not (work_dir / RUN_ID_FILE).is_file() or not has_progress(work_dir):
+        return None
+    run_id = (work_dir / RUN_ID_FILE).read_text(encoding="utf-8").strip()
+    try:
+        run = mlflow.tracking.MlflowClient().get_run(run_id)
+    except Exception:  # MlflowException: not in this store (another tracking URI, deleted for good)
+        log.warning("MLflow run %s named in %s is not in the store: starting a new run", run_id, work_dir)
+        return None
+    if run.info.experiment_id != experiment_id or run.info.lifecycle_stage != "active":
+        return None
+    if run.info.status == "RUNNING" and _may_be_live(run, host):
+        return None
+    return run_id
 
 
 @contextlib.contextmanager
-def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] | None = None) -> Iterator:
-    """Open an MLflow run for one stage job; yields the `mlflow` module."""
+def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] | None = None,
+              work_dir: Path | None = None) -> Iterator:
+    """Open an MLflow run for one stage job; yields the `mlflow` module. `work_dir`: the
+    folder a resumable job resumes from (None: the job does not resume); a job resumed
+    from it continues the run it started there."""
     import mlflow  # imported lazily: it costs seconds and only stages need it
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -111,12 +155,21 @@ def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] |
     for dataset, version in (data_versions or {}).items():
         tags[f"data_version.{dataset}"] = version
     tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
-    _close_killed_runs(mlflow, experiment_id, inst.name, tags["host"])
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{inst.name}", tags=tags) as run:
+    previous = run_to_continue(mlflow, work_dir, experiment_id, tags["host"])
+    _close_killed_runs(mlflow, experiment_id, inst.name, tags["host"], keep=previous)
+    where = {"run_id": previous} if previous else {"experiment_id": experiment_id}
+    with mlflow.start_run(**where, run_name=inst.name, tags=tags) as run:
+        if work_dir is not None:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            write_text(work_dir / RUN_ID_FILE, run.info.run_id)
         values = {}
         for key in inst.params:
             values.update(flatten(select(params, key), f"{key}."))
         # MLflow caps a param value at 6000 chars; ours are short scalars or lists.
         mlflow.log_params({k: str(v) for k, v in values.items()})
-        log.info("MLflow run %s (experiment %s, pipeline %s)", run.info.run_id, experiment_id, tags["pipeline_id"])
+        log.info("MLflow run %s%s (experiment %s, pipeline %s)", run.info.run_id,
+                 ", continued: the job resumes from its checkpoint" if previous else "", experiment_id,
+                 tags["pipeline_id"])
         yield mlflow
+    if work_dir is not None:  # finished: the next run of this job is a fresh one
+        (work_dir / RUN_ID_FILE).unlink(missing_ok=True)

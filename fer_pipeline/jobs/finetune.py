@@ -8,6 +8,7 @@ from fer_pipeline.train.finetune import finetune_config, write_finetune_index
 from fer_pipeline.train.supervised import train_supervised
 
 STAGE = "finetune"
+RESUME_FLAG = "train.supervised.resume"  # finetune_config takes `resume` from the supervised recipe
 
 
 def item(args, params: dict) -> str:

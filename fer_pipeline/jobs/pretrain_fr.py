@@ -7,6 +7,7 @@ from fer_pipeline.common.atomic import write_json
 from fer_pipeline.train.pretrain_fr import pretrain_fr
 
 STAGE = "pretrain_fr"
+RESUME_FLAG = "train.pretrain_fr.resume"  # resumed from job.work_dir(): continues its MLflow run
 
 
 def run(job) -> dict:

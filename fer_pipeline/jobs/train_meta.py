@@ -5,6 +5,7 @@ from fer_pipeline.dag.stages.train import init_weights
 from fer_pipeline.meta.train import train_meta
 
 STAGE = "train_meta"
+RESUME_FLAG = "train.meta.resume"  # resumed from job.work_dir(): continues its MLflow run
 
 
 def run(job) -> dict | None:

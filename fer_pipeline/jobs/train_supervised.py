@@ -6,6 +6,7 @@ from fer_pipeline.dag.stages.train import init_weights
 from fer_pipeline.train.supervised import train_supervised
 
 STAGE = "train_supervised"
+RESUME_FLAG = "train.supervised.resume"  # resumed from job.work_dir(): continues its MLflow run
 
 
 def run(job) -> dict:

@@ -6,6 +6,7 @@ from fer_pipeline.jobs._shared import read_manifest
 from fer_pipeline.temporal.train import train_temporal
 
 STAGE = "train_temporal"
+RESUME_FLAG = "temporal.train.resume"  # resumed from job.work_dir(): continues its MLflow run
 
 
 def run(job) -> dict:

@@ -130,8 +130,8 @@ def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir
     pool, audit = _pool(cfg, pool_dir, truth_csv, class_set, out_dir if main else None)
     run = MetaRun.build(cfg, len(class_set), init_weights, world, device, audit)
     ckpt_path = work_dir / "last.pt"
-    if cfg["resume"]:
-        run.resume(ckpt_path)
+    if cfg["resume"] and run.resume(ckpt_path):
+        checkpoint.tag_resumed(tracker, run.step)
     start = run.step
     labeled_batches, pool_batches = _batches(cfg, labeled, subset, pool, start, world, device)
     for net in run.nets.values():
@@ -269,11 +269,14 @@ class MetaRun:
     def save(self, path: Path) -> None:
         checkpoint.save_state(path, self._parts(), step=self.step, history=json.dumps(self.history))
 
-    def resume(self, path: Path) -> None:
+    def resume(self, path: Path) -> bool:
+        """Restore the checkpoint at `path`, if there is one; True when there was."""
         state = checkpoint.load_state(path, self._parts())
-        if state is not None:
-            self.step, self.history = state["step"], json.loads(state["history"])
-            log.info("resumed from %s at step %d", path, self.step)
+        if state is None:
+            return False
+        self.step, self.history = state["step"], json.loads(state["history"])
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
 
     def train_step(self, labelled_batch, pool_batch) -> dict[str, float]:
         """One meta step (seed 000's teacher and student updates); returns its losses."""

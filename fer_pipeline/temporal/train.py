@@ -91,6 +91,7 @@ def train_variant(cfg: dict, videos: list[VideoFeatures], classes: list[str], se
     step, history = (state["step"], state["history"]) if state is not None else (0, [])
     if state is not None:
         log.info("seed %d %s: resumed at step %d", seed, variant, step)
+        checkpoint.tag_resumed(tracker, step)
     per_epoch = max(1, len(feats) // batch)
     model.train()
     while step < steps:

@@ -38,6 +38,15 @@ def load(path: Path) -> dict | None:
             f"from scratch, a model file is rebuilt by the stage that writes it") from None
 
 
+def tag_resumed(tracker, step: int) -> None:
+    """Tag the job's MLflow run with the step training picked up again at: a resumed job
+    continues its run (dag/tracking.py), so the curves go on from there, and the steps
+    between the checkpoint and the kill appear twice."""
+    set_tag = getattr(tracker, "set_tag", None)  # None: no tracking, or a tracker that logs metrics only
+    if set_tag is not None:
+        set_tag("resumed_at_step", step)
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

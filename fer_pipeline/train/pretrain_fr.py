@@ -118,6 +118,7 @@ def pretrain_fr(cfg: dict, pool_dirs: dict[str, str], out_dir: str | Path, work_
         checkpoint.restore_rng(state["rng"])
         start, step, history = state["epoch"], state["step"], json.loads(state["history"])
         log.info("resumed from %s at epoch %d (step %d)", ckpt_path, start, step)
+        checkpoint.tag_resumed(tracker, step)
     for epoch in range(start, cfg["epochs"]):
         if stop_after_epochs is not None and epoch >= stop_after_epochs:
             return {"stopped_at_epoch": epoch}

@@ -69,8 +69,8 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     train_set, sampler, loader = _training_data(cfg, dataset_dir, class_set, subset_index, device)
     run = SupervisedRun.build(cfg, len(class_set), len(loader), device, init_weights)
     ckpt_path = Path(work_dir) / "last.pt"
-    if cfg["resume"]:
-        run.resume(ckpt_path)
+    if cfg["resume"] and run.resume(ckpt_path):
+        checkpoint.tag_resumed(tracker, run.step)
     for epoch in range(run.epoch, cfg["epochs"]):
         if stop_after_epochs is not None and epoch >= stop_after_epochs:
             return {"stopped_at_epoch": epoch}
@@ -140,11 +140,14 @@ class SupervisedRun:
         checkpoint.save_state(path, self._parts(), epoch=self.epoch, step=self.step,
                               history=json.dumps(self.history))
 
-    def resume(self, path: Path) -> None:
+    def resume(self, path: Path) -> bool:
+        """Restore the checkpoint at `path`, if there is one; True when there was."""
         state = checkpoint.load_state(path, self._parts())
-        if state is not None:
-            self.epoch, self.step, self.history = state["epoch"], state["step"], json.loads(state["history"])
-            log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+        if state is None:
+            return False
+        self.epoch, self.step, self.history = state["epoch"], state["step"], json.loads(state["history"])
+        log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+        return True
 
     def train_epoch(self, loader: DataLoader, tracker=None) -> dict:
         """One pass over `loader`; appends the epoch's record to the history and returns it."""

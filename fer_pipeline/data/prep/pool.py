@@ -13,7 +13,8 @@ whatever the worker count.
 
 Workers are started with 'spawn' (fork is unsafe in a process that may hold
 threads, e.g. pyarrow's or OpenMP's) and import only the crop code
-(OpenCV, NumPy): never torch.
+(OpenCV, NumPy): never torch. They die with the process that made them
+(common/workers.py): a killed `fer prepare` leaves no worker behind.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from itertools import islice
 from multiprocessing import get_context
 from typing import Iterable, Iterator
 
+from fer_pipeline.common.workers import die_with_parent
 from fer_pipeline.data.io.records import RawRecord, Reject
 from fer_pipeline.data.prep.crop import CropError, crop_aligned, crop_with_landmarks
 
@@ -66,9 +68,10 @@ def crop_chunk(jobs: list[Job], size: int, quality: int) -> list[Result]:
     return [crop_job(job, size, quality) for job in jobs]
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
     """One process per core already: no library thread pools on top. OpenBLAS's would
     otherwise wake (and spin) on every tiny least-squares fit of the alignment."""
+    die_with_parent(parent_pid)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # read when NumPy loads its BLAS, i.e. only if not imported yet
     import cv2
@@ -79,6 +82,12 @@ def _init_worker() -> None:
     except ImportError:
         return
     threadpool_limits(1)
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` spawned cropping processes, each killed if this process dies."""
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(os.getpid(),))
 
 
 def _load(item: RawRecord | Reject) -> Reject | Job:
@@ -141,7 +150,7 @@ def crop_in_order(items: Iterable[RawRecord | Reject], workers: int, size: int, 
 
     max_in_flight = CHUNKS_PER_WORKER * workers
     pending: deque[tuple[list, list, Future]] = deque()
-    executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    executor = start_pool(workers)
     try:
         for chunk in chunks():
             loaded = [_load(item) for item in chunk]

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer_pipeline.common.workers import die_with_parent
 from fer_pipeline.data.io.rafdb import ALIGNED_DIR, LABEL_LIST, aligned_name
 from fer_pipeline.data.io.recordio import IRHeader, RecordIOWriter, pack
 from fer_pipeline.common.labels import from_canonical
@@ -45,8 +46,13 @@ def render_jobs(world: World, population: str, jobs: list[tuple], workers: int,
     if workers == 1 or len(jobs) < 64:
         yield from map(draw, jobs)
         return
-    with mp.get_context("spawn").Pool(workers) as pool:
+    with render_pool(workers) as pool:
         yield from pool.imap(draw, jobs, chunksize=32)
+
+
+def render_pool(workers: int) -> mp.pool.Pool:
+    """`workers` spawned drawing processes, each killed if this process dies."""
+    return mp.get_context("spawn").Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def render_jpegs(world: World, population: str, dataset: str, samples: list[Sample], workers: int,
