@@ -82,7 +82,8 @@ COMMANDS = {
     "mine-pseudo": ("omni-supervised mining: pseudo labels for pool faces near a class centroid", None),
     "finetune": ("finetune the meta-trained student, or the baseline as its control, on the same labelled data",
                  _finetune),
-    "spatial-study": ("one seed of Face2Exp's Tables 4 and 6 (SL vs Meta at 1/5/10 pct labels, ablation)",
+    "spatial-study": ("one seed of Face2Exp's Tables 4 and 6 (SL and Meta on the same 1/5/10 pct subsets, "
+                      "SL 100 pct, ablation)",
                       _spatial_study),
     "evaluate": ("evaluate one trained model: metrics.json, confusion matrix, per-class plot", _evaluate),
     "extract-features": ("the frozen student embeds every frame of the video dataset", None),

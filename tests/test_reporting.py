@@ -141,8 +141,8 @@ def test_summary_on_user_data_has_no_demo_note_and_no_temporal_section(tmp_path)
 
 # ---- Face2Exp study tables (Tables 4 and 6) ----
 
-SPATIAL = {"labeled_fractions": [0.1], "ablation_fraction": 0.1, "balanced": True, "arch": "small_cnn",
-           "input_size": 32, "sl_epochs": 2, "meta_steps": 10}
+SPATIAL = {"labeled_fractions": [0.1], "ablation_fraction": 0.1, "balanced": True, "init": "scratch",
+           "arch": "small_cnn", "input_size": 32, "sl_epochs": 2, "meta_steps": 10}
 
 
 def _result(mca, sca, oa, f1, per_class):
@@ -157,6 +157,9 @@ def _spatial_seed(seed: int, k: int) -> dict:
     results = {
         "sl_100": _result(pick(0.70, 0.80), pick(0.10, 0.20), pick(0.75, 0.85), pick(0.65, 0.75),
                           {"neutral": pick(0.6, 0.8), "happiness": pick(0.8, 1.0)}),
+        "sl_100_raw": _result(pick(0.68, 0.78), 0.12, 0.7, 0.6, {"neutral": 0.5, "happiness": 0.9}),
+        "sl_10": _result(pick(0.50, 0.56), pick(0.30, 0.34), 0.50, 0.45, {"neutral": 0.4, "happiness": 0.6}),
+        "sl_10_raw": _result(pick(0.48, 0.50), 0.32, 0.5, 0.4, {"neutral": 0.3, "happiness": 0.7}),
         "meta_10": _result(0.60, 0.30, 0.60, 0.50, meta_pc),
         "abl_s": _result(pick(0.3, 0.5), 0.40, pick(0.35, 0.45), 0.3, meta_pc),
         "abl_su": _result(0.50, 0.35, 0.50, 0.4, meta_pc),
@@ -167,39 +170,55 @@ def _spatial_seed(seed: int, k: int) -> dict:
              "pseudo_share.happiness": pick(0.8, 0.7), "true_share.neutral": 0.5, "true_share.happiness": 0.5}
     no_f = {**audit, "pseudo_label_accuracy": 0.45, "feedback_mean": 0.0, "feedback_positive_rate": 0.0}
     return {"seed": seed, "results": results,
-            "histories": {"sl_100": [], "meta_10": [{**audit, "step": 5}, audit], "abl_su": [no_f],
+            "histories": {"sl_100": [], "sl_10": [], "meta_10": [{**audit, "step": 5}, audit], "abl_su": [no_f],
                           "abl_suc": [no_f]},
-            "seconds": {"sl_100": 10.0, "meta_10": pick(30.0, 32.0)},
+            "seconds": {"sl_100": 10.0, "sl_10": 5.0, "meta_10": pick(30.0, 32.0)},
             "mining": {"0.05": {"neutral": {"precision": pick(0.5, 0.7), "coverage": 0.2},
                                 "all": {"precision": None, "coverage": pick(0.1, 0.3)}}}}
 
 
 def test_spatial_tables_lines():
     tables = build_tables([_spatial_seed(3, 0), _spatial_seed(4, 1)], SPATIAL)
+    # Paired within each seed: Meta 10 − SL 10 is +10 and +4 points of mean accuracy, 0 and −4 of std.
     assert tables["headline"] == pytest.approx({
+        "sl_10.mean_class_accuracy": 53.0, "sl_10.std_class_accuracy": 32.0,
+        "meta_10.mean_class_accuracy": 60.0, "meta_10.std_class_accuracy": 30.0,
         "sl_100.mean_class_accuracy": 75.0, "sl_100.std_class_accuracy": 15.0,
-        "Meta_10_pct.mean_class_accuracy": 60.0, "Meta_10_pct.std_class_accuracy": 30.0})
+        "meta_10_minus_sl_10.mean_class_accuracy": 7.0, "meta_10_minus_sl_10.mean_class_accuracy_sd": 18 ** 0.5,
+        "meta_10_minus_sl_10.std_class_accuracy": -2.0, "meta_10_minus_sl_10.std_class_accuracy_sd": 8 ** 0.5,
+        "meta_10_minus_sl_100.mean_class_accuracy": -15.0, "meta_10_minus_sl_100.mean_class_accuracy_sd": 50 ** 0.5,
+        "meta_10_minus_sl_100.std_class_accuracy": 15.0, "meta_10_minus_sl_100.std_class_accuracy_sd": 50 ** 0.5})
     md = spatial_markdown(tables, SPATIAL, synthetic=True)
     _lines_in_order(md, [
         "# Face2Exp on the demo data: Tables 4 and 6",
         f"> {DEMO_NOTE}",
-        "Mean ± sd over 2 seeds (3, 4); every run from scratch, small_cnn at 32 px, SL 2 epochs, meta 10 steps "
-        "then the student's finetuning on its own subset. Accuracies in %.",
-        "## Table 4 shape: SL with 100 % labels vs Meta-Face2Exp with balanced subsets",
-        "| | SL 100 % | Meta 10 % |",
-        "|---|---:|---:|",
-        "| Mean accuracy ↑ | 75.00 ± 7.07 | 60.00 ± 0.00 |",
-        "| Std accuracy ↓ | 15.00 ± 7.07 | 30.00 ± 0.00 |",
-        "| Overall accuracy | 80.00 ± 7.07 | 60.00 ± 0.00 |",
-        "| Macro-F1 | 70.00 ± 7.07 | 50.00 ± 0.00 |",
+        "Mean ± sd over 2 seeds (3, 4); small_cnn at 32 px. At each labelled fraction p, SL p % trains 2 epochs "
+        "on exactly the labelled subset Meta p % uses, from the study's initialisation (scratch); Meta p %'s "
+        "teacher and student start from SL p %'s weights and train 10 steps; every model is then finetuned the "
+        "same way on its subset's labels. Accuracies in %.",
+        "## Table 4 shape: SL vs Meta-Face2Exp on the same balanced subsets, and SL with 100 % labels",
+        "| | SL 10 % | Meta 10 % | SL 100 % |",
+        "|---|---:|---:|---:|",
+        "| Mean accuracy ↑ | 53.00 ± 4.24 | 60.00 ± 0.00 | 75.00 ± 7.07 |",
+        "| Std accuracy ↓ | 32.00 ± 2.83 | 30.00 ± 0.00 | 15.00 ± 7.07 |",
+        "| Overall accuracy | 50.00 ± 0.00 | 60.00 ± 0.00 | 80.00 ± 7.07 |",
+        "| Macro-F1 | 45.00 ± 0.00 | 50.00 ± 0.00 | 70.00 ± 7.07 |",
+        "SL before its finetune (the weights Meta starts from):",
+        "| | SL 10 % | SL 100 % |",
+        "| Mean accuracy ↑ | 49.00 ± 1.41 | 73.00 ± 7.07 |",
+        "| Std accuracy ↓ | 32.00 ± 0.00 | 12.00 ± 0.00 |",
+        "## Paired differences: Meta p % − SL p % and Meta p % − SL 100 %",
+        "| Meta p % minus | SL p %: mean acc | SL p %: std acc | SL 100 %: mean acc | SL 100 %: std acc |",
+        "| Meta 10 % | +7.00 ± 4.24 | -2.00 ± 2.83 | -15.00 ± 7.07 | +15.00 ± 7.07 |",
         "## Table 6 shape: losses (labelled subset 10 %)",
         "| 1 (L_s) | ✓ | ✗ | ✗ | ✗ | 40.00 ± 14.14 | 40.00 ± 0.00 | 40.00 ± 7.07 |",
         "| 2 (+ L_u) | ✓ | ✓ | ✗ | ✗ | 50.00 ± 0.00 | 35.00 ± 0.00 | 50.00 ± 0.00 |",
         "| 3 (+ L_c) | ✓ | ✓ | ✓ | ✗ | 55.00 ± 0.00 | 30.00 ± 0.00 | 55.00 ± 0.00 |",
         "| 4 (+ L_f) | ✓ | ✓ | ✓ | ✓ | 60.00 ± 0.00 | 30.00 ± 0.00 | 60.00 ± 0.00 |",
         "| model | neutral | happiness |",
-        "| sl_100 | 70.00 ± 14.14 | 90.00 ± 14.14 |",
+        "| sl_10 | 40.00 ± 0.00 | 60.00 ± 0.00 |",
         "| meta_10 | 0.00 ± 0.00 | 50.00 ± 0.00 |",
+        "| sl_100 | 70.00 ± 14.14 | 90.00 ± 14.14 |",
         "| meta_10 | 50.00 ± 14.14 | 2.00e-02 ± 1.41e-02 | 50.00 ± 0.00 |",
         "| abl_su | 45.00 ± 0.00 | — (no L_f) | — |",
         "Pseudo-label class shares vs the pool's true shares (meta_10, %):",
@@ -208,8 +227,9 @@ def test_spatial_tables_lines():
         "| class | δ = 0.05 |",
         "| neutral | 60.0 / 20.0 |",
         "| all | — / 20.0 |",
-        "Wall time per run (s, mean ± sd): sl_100 10 ± 0, meta_10 31 ± 1",
+        "Wall time per run (s, mean ± sd): sl_100 10 ± 0, sl_10 5 ± 0, meta_10 31 ± 1",
     ])
     unbalanced = spatial_markdown(tables, {**SPATIAL, "balanced": False}, synthetic=False)
-    assert "## Table 5 shape: SL with 100 % labels vs Meta-Face2Exp with unbalanced subsets" in unbalanced
+    assert "## Table 5 shape: SL vs Meta-Face2Exp on the same unbalanced subsets, and SL with 100 % labels" \
+        in unbalanced
     assert DEMO_NOTE not in unbalanced

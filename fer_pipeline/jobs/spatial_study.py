@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from fer_pipeline.dag.stages.studies import study_init_weights
 from fer_pipeline.studies.spatial import run_seed
 
 STAGE = "spatial_study"
@@ -19,5 +20,5 @@ def run(job) -> None:
     meta, prep = params["train"]["meta"], params["prepare"]["out_dir"]
     out_dir = Path(job.inst.outs[0])
     run_seed(params, job.args.seed, f"{prep}/{meta['labeled']}", f"{prep}/{meta['pool']}", out_dir, job.work_dir(),
-             job.tracker)
+             job.tracker, init_weights=study_init_weights(params))
     job.tracker.log_artifact(str(out_dir / "results.json"))

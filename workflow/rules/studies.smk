@@ -1,5 +1,5 @@
 # Face2Exp's Tables 4 and 6 on the demo data: a separate target, not part of `rule all`
-# (`snakemake report_spatial`; about 40 min on 2 CPU cores). One job per seed.
+# (`snakemake report_spatial`; budget: about 45 min on 2 CPU cores). One job per seed.
 rule spatial_study:
     input:
         unpack(RULES.inputs("spatial_study")),
