@@ -67,14 +67,15 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
     pulled = tmp_path / "pulled"
     run(["git", "clone", "-q", str(proj), str(pulled)], tmp_path)
     run(["dvc", "pull"], pulled)
-    for rel in ("data/prepared/rafdb", "models/supervised/model.pt", "models/meta_finetuned/model.pt",
+    for rel in ("data/prepared/rafdb", "models/supervised/model.pt", "models/finetuned/student/model.pt",
                 "reports/summary.md", "data/features/affwild2"):  # metrics files are not cached (cache: false)
         assert (tree_fingerprint(pulled / rel, cache_dir=tmp_path / "fp-a")
                 == tree_fingerprint(proj / rel, cache_dir=tmp_path / "fp-b")), rel
 
     runs = mlflow_runs(proj)
     jobs = sorted(r.data.tags["job"] for r in runs)
-    assert jobs == ["evaluate@meta", "evaluate@supervised", "evaluate_temporal", "extract_features", "finetune",
+    assert jobs == ["evaluate@control", "evaluate@meta", "evaluate@supervised", "evaluate_temporal", "extract_features",
+                    "finetune@control", "finetune@student",
                     "gather@affectnet", "gather@affwild2", "gather@ms1m", "gather@rafdb", "gather@webface",
                     "generate", "mine_pseudo", "prepare@affectnet-0", "prepare@affwild2-0", "prepare@affwild2-1",
                     "prepare@ms1m-0",
@@ -103,7 +104,10 @@ def test_dvc_repro_then_snakemake_then_both_tools_agree(tmp_path):
     metrics = json.loads((proj / "reports/eval/supervised/metrics.json").read_text())
     assert metrics["n"] == sum(metrics["per_class_support"].values()) > 0
     summary = (proj / "reports/summary.md").read_text()
-    assert "FaceSynth" in summary and "| meta |" in summary and "| supervised |" in summary
+    assert "FaceSynth" in summary and "| meta |" in summary and "| supervised |" in summary and "| control |" in summary
+    # The control is the baseline put through exactly the student's finetune: same images.
+    assert ((proj / "models/finetuned/student/finetune_index.json").read_text()
+            == (proj / "models/finetuned/control/finetune_index.json").read_text())
     assert "Temporal phase" in summary and "| + post-processing |" in summary
     temporal = next(r for r in runs if r.data.tags["job"] == "train_temporal")
     assert "seed0.temporal.loss" in temporal.data.metrics  # step-wise curves in MLflow
