@@ -99,15 +99,37 @@ def scores(model_dir: Path, dataset_dir: str, out_dir: Path, bundle: str = "mode
         "per_class": {c: None if a is None else round(100 * a, 1) for c, a in m["per_class_accuracy"].items()}}
 
 
+def markdown_table(results_dir: Path) -> str:
+    """Every finished sweep run as one Markdown table (for docs/face2exp.md)."""
+    def cell(row: dict, model: str) -> str:
+        return " / ".join(f"{row[model][k]:.2f}" for k in HEADLINE)
+
+    lines = ["| run | seed | pseudo-label acc first → last | baseline | control | teacher | student before finetune "
+             "| student | student − control (mean class) |", "|---|---:|---|---|---|---|---|---|---:|"]
+    for path in sorted(results_dir.glob("*.json")):
+        for row in json.loads(path.read_text()):
+            pla = row["pseudo_label_accuracy"]
+            lines.append(f"| {row['name']} | {row['seed']} | {pla['first']:.2f} → {pla['last']:.2f} | "
+                         + " | ".join(cell(row, m) for m in ("baseline", "control", "teacher", "student_raw", "student"))
+                         + f" | {row['student_minus_control']['mean_class_accuracy']:+.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--name", required=True)
+    ap.add_argument("--table", action="store_true", help="print the finished runs as a Markdown table and exit")
+    ap.add_argument("--name")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--seeds", type=int, nargs="+", default=[11])
     ap.add_argument("--pool-identities", type=int)
     ap.add_argument("--work", default=".bench/face2exp")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
+    if args.table:
+        print(markdown_table(Path(args.work) / "results"))
+        return
+    if not args.name:
+        ap.error("--name is required to run")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = load_params(args.params)
     for assignment in args.set:
