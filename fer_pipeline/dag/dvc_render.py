@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from fer_pipeline.common.atomic import write_text
+from fer_pipeline.dag.codedeps import as_dvc_deps
 from fer_pipeline.dag.lineage import instances, upstream_code, upstream_params
 from fer_pipeline.dag.provenance import is_current
 from fer_pipeline.dag.stage import Stage, StageInstance
@@ -54,9 +55,10 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     # most of its 8 s. A changed raw file makes DVC name the prepare jobs that read it;
     # `dvc repro` then reruns whatever their new outputs change (docs/dag.md).
     own_deps = [t(d) for d in stage.deps]
-    # Code: the import closure of this stage's command and of every stage upstream of it
-    # (a few hundred small files: cheap, and `dvc status` names every job a change reruns).
-    code = sorted({f for inst in stage.instances() for f in upstream_code(params, inst)})
+    # Code: the import closure of this stage's command and of every stage upstream of it,
+    # so `dvc status` names every job a change reruns. A package folder the closure holds
+    # whole is one folder dep: the lock, which DVC parses on every `dvc status`, stays small.
+    code = as_dvc_deps({f for inst in stage.instances() for f in upstream_code(params, inst)})
     deps = own_deps + code
     if deps:
         body["deps"] = deps
