@@ -180,7 +180,7 @@ def test_dvc_code_deps_are_exactly_each_stage_closure():
 
 
 def test_a_folder_dep_needs_every_module_and_dvc_sees_only_modules(tmp_path):
-    from fer_pipeline.dag.codedeps import as_dvc_deps
+    from fer_pipeline.dag.dvc_render import as_dvc_deps
 
     pkg = tmp_path / "fer_pipeline"
     for rel in ("__init__.py", "a/__init__.py", "a/x.py", "a/b/__init__.py", "a/b/y.py", "c/z.py"):

@@ -115,43 +115,6 @@ def _stage_code(command: str, root: Path) -> tuple[str, ...]:
     return tuple(closure((ENTRY, job_module(command)), root))
 
 
-def as_dvc_deps(files, root: Path | None = None) -> list[str]:
-    """The closure as DVC deps, sorted: each package folder every module of which (every
-    `.py` file below it) is in `files` becomes one folder dep, the other files stay files.
-
-    The same files, far fewer entries: dvc.lock records every dep of every job, and DVC
-    parses the whole lock on each `dvc status`. `.dvcignore` shows DVC only the `.py`
-    files under fer_pipeline/, so a folder's hash changes exactly when one of its modules
-    does. A new module in such a folder that nothing imports changes the folder's hash
-    (DVC names the stage) and the rendering (`fer dvc-yaml --check` fails) until
-    `fer dvc-yaml` lists the folder's other modules one by one."""
-    root = root or source_root()
-    files = set(files)
-    below = _modules_below(root)
-    folders = [d for d, mods in below.items() if mods and mods <= files]
-    # The coarsest folders: a covered folder inside another covered folder adds nothing.
-    top = [d for d in folders if not any(d.startswith(other + "/") for other in folders)]
-    rest = [f for f in files if not any(f.startswith(d + "/") for d in top)]
-    return sorted(top + rest)
-
-
-@lru_cache(maxsize=None)
-def _modules_below(root: Path) -> dict[str, frozenset[str]]:
-    """Every package folder (relative POSIX path) and the `.py` files anywhere below it."""
-    below: dict[str, set[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root / PACKAGE):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        below.setdefault(rel_dir, set())
-        for name in filenames:
-            if name.endswith(".py") and not name.startswith("."):  # what .dvcignore shows DVC
-                rel = f"{rel_dir}/{name}"
-                for folder in below:
-                    if rel.startswith(folder + "/"):
-                        below[folder].add(rel)
-    return {d: frozenset(mods) for d, mods in below.items()}
-
-
 def code_digest(files: list[str], root: Path | None = None) -> str:
     """Digest of the files' paths and bytes (what DVC's md5 of each file also sees)."""
     root = root or source_root()

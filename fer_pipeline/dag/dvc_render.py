@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from fer_pipeline.common.atomic import write_text
-from fer_pipeline.dag.codedeps import as_dvc_deps
+from fer_pipeline.dag.codedeps import PACKAGE, source_root
 from fer_pipeline.dag.lineage import instances, upstream_code, upstream_params
 from fer_pipeline.dag.provenance import is_current
 from fer_pipeline.dag.stage import Stage, StageInstance
@@ -42,6 +44,46 @@ def _wdir(group: str) -> str | None:
     """A group's dvc.yaml lives below the root; its stages still run from the root."""
     depth = len(Path(GROUPS[group]["dvc_file"]).parent.parts)
     return "/".join([".."] * depth) if depth else None
+
+
+def as_dvc_deps(files, root: Path | None = None) -> list[str]:
+    """The closure as DVC deps, sorted: each package folder every module of which (every
+    `.py` file below it) is in `files` becomes one folder dep, the other files stay files.
+
+    The same files, far fewer entries: dvc.lock records every dep of every job, and DVC
+    parses the whole lock on each `dvc status`. `.dvcignore` shows DVC only the `.py`
+    files under fer_pipeline/, so a folder's hash changes exactly when one of its modules
+    does. A new module in such a folder that nothing imports changes the folder's hash
+    (DVC names the stage) and the rendering (`fer dvc-yaml --check` fails) until
+    `fer dvc-yaml` lists the folder's other modules one by one.
+
+    It lives here, not in dag/codedeps.py: no stage imports this module, so changing
+    how dvc.yaml lists the deps outdates no job (codedeps.py is in every closure)."""
+    root = root or source_root()
+    files = set(files)
+    below = _modules_below(root)
+    folders = [d for d, mods in below.items() if mods and mods <= files]
+    # The coarsest folders: a covered folder inside another covered folder adds nothing.
+    top = [d for d in folders if not any(d.startswith(other + "/") for other in folders)]
+    rest = [f for f in files if not any(f.startswith(d + "/") for d in top)]
+    return sorted(top + rest)
+
+
+@lru_cache(maxsize=None)
+def _modules_below(root: Path) -> dict[str, frozenset[str]]:
+    """Every package folder (relative POSIX path) and the `.py` files anywhere below it."""
+    below: dict[str, set[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root / PACKAGE):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        below.setdefault(rel_dir, set())
+        for name in filenames:
+            if name.endswith(".py") and not name.startswith("."):  # what .dvcignore shows DVC
+                rel = f"{rel_dir}/{name}"
+                for folder in below:
+                    if rel.startswith(folder + "/"):
+                        below[folder].add(rel)
+    return {d: frozenset(mods) for d, mods in below.items()}
 
 
 def _stage_body(params: dict, stage: Stage) -> dict:
