@@ -149,3 +149,54 @@ def test_student_and_control_get_the_same_finetune_from_their_own_start():
     evaluated = {inst.item: inst for inst in instances(params) if inst.stage.name == "evaluate"}
     assert {"supervised", "control", "meta"} <= set(evaluated)
     assert evaluated["control"].deps[0] == control.outs[0] and evaluated["meta"].deps[0] == student.outs[0]
+
+
+def test_dvc_code_deps_are_exactly_each_stage_closure():
+    """dvc.yaml lists a package folder when the closure holds every module below it:
+    expanded to the `.py` files DVC sees in it, the deps are the closure, no more, no less."""
+    from fer_pipeline.dag.lineage import upstream_code
+    from fer_pipeline.dag.stages import build_stages
+
+    params = params_mod.load(REPO / "params.yaml")
+    rendered = yaml.safe_load(render_dvc_yaml(params, "main"))["stages"]
+    folders = 0
+    for stage in build_stages(params):
+        if stage.group != "main":
+            continue
+        body = rendered[stage.name].get("do", rendered[stage.name])
+        listed = set()
+        for dep in body["deps"]:
+            if not dep.startswith("fer_pipeline"):
+                continue
+            path = REPO / dep
+            if path.is_dir():
+                folders += 1
+                listed |= {p.relative_to(REPO).as_posix() for p in path.rglob("*.py") if "__pycache__" not in p.parts}
+            else:
+                listed.add(dep)
+        closure = {f for inst in stage.instances() for f in upstream_code(params, inst)}
+        assert listed == closure, stage.name
+    assert folders, "some closure holds a whole package folder"
+
+
+def test_a_folder_dep_needs_every_module_and_dvc_sees_only_modules(tmp_path):
+    from fer_pipeline.dag.dvc_render import as_dvc_deps
+
+    pkg = tmp_path / "fer_pipeline"
+    for rel in ("__init__.py", "a/__init__.py", "a/x.py", "a/b/__init__.py", "a/b/y.py", "c/z.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("")
+    (pkg / "a/__pycache__").mkdir()
+    (pkg / "a/__pycache__/x.cpython-311.pyc").write_text("")
+    (pkg / "a/notes.txt").write_text("not a module")
+    closure = ["fer_pipeline/__init__.py", "fer_pipeline/a/__init__.py", "fer_pipeline/a/x.py",
+               "fer_pipeline/a/b/__init__.py", "fer_pipeline/a/b/y.py"]
+    assert as_dvc_deps(closure, tmp_path) == ["fer_pipeline/__init__.py", "fer_pipeline/a"]
+    assert as_dvc_deps(closure[:-1], tmp_path) == ["fer_pipeline/__init__.py", "fer_pipeline/a/__init__.py",
+                                                   "fer_pipeline/a/b/__init__.py", "fer_pipeline/a/x.py"]
+    # DVC hashes the folder as the renderer counts it: modules only (.dvcignore).
+    ignored = run(["dvc", "check-ignore", "fer_pipeline/common/notes.txt", "fer_pipeline/common/.labels.py.swp",
+                   "fer_pipeline/common/__pycache__/labels.cpython-311.pyc", "fer_pipeline/common/labels.py",
+                   "fer_pipeline/common"], REPO, check=False).stdout.split()
+    assert ignored == ["fer_pipeline/common/notes.txt", "fer_pipeline/common/.labels.py.swp",
+                       "fer_pipeline/common/__pycache__/labels.cpython-311.pyc"]

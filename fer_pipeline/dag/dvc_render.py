@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from fer_pipeline.common.atomic import write_text
+from fer_pipeline.dag.codedeps import PACKAGE, source_root
 from fer_pipeline.dag.lineage import instances, upstream_code, upstream_params
 from fer_pipeline.dag.provenance import is_current
 from fer_pipeline.dag.stage import Stage, StageInstance
@@ -43,6 +46,46 @@ def _wdir(group: str) -> str | None:
     return "/".join([".."] * depth) if depth else None
 
 
+def as_dvc_deps(files, root: Path | None = None) -> list[str]:
+    """The closure as DVC deps, sorted: each package folder every module of which (every
+    `.py` file below it) is in `files` becomes one folder dep, the other files stay files.
+
+    The same files, far fewer entries: dvc.lock records every dep of every job, and DVC
+    parses the whole lock on each `dvc status`. `.dvcignore` shows DVC only the `.py`
+    files under fer_pipeline/, so a folder's hash changes exactly when one of its modules
+    does. A new module in such a folder that nothing imports changes the folder's hash
+    (DVC names the stage) and the rendering (`fer dvc-yaml --check` fails) until
+    `fer dvc-yaml` lists the folder's other modules one by one.
+
+    It lives here, not in dag/codedeps.py: no stage imports this module, so changing
+    how dvc.yaml lists the deps outdates no job (codedeps.py is in every closure)."""
+    root = root or source_root()
+    files = set(files)
+    below = _modules_below(root)
+    folders = [d for d, mods in below.items() if mods and mods <= files]
+    # The coarsest folders: a covered folder inside another covered folder adds nothing.
+    top = [d for d in folders if not any(d.startswith(other + "/") for other in folders)]
+    rest = [f for f in files if not any(f.startswith(d + "/") for d in top)]
+    return sorted(top + rest)
+
+
+@lru_cache(maxsize=None)
+def _modules_below(root: Path) -> dict[str, frozenset[str]]:
+    """Every package folder (relative POSIX path) and the `.py` files anywhere below it."""
+    below: dict[str, set[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root / PACKAGE):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        below.setdefault(rel_dir, set())
+        for name in filenames:
+            if name.endswith(".py") and not name.startswith("."):  # what .dvcignore shows DVC
+                rel = f"{rel_dir}/{name}"
+                for folder in below:
+                    if rel.startswith(folder + "/"):
+                        below[folder].add(rel)
+    return {d: frozenset(mods) for d, mods in below.items()}
+
+
 def _stage_body(params: dict, stage: Stage) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
@@ -54,9 +97,10 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     # most of its 8 s. A changed raw file makes DVC name the prepare jobs that read it;
     # `dvc repro` then reruns whatever their new outputs change (docs/dag.md).
     own_deps = [t(d) for d in stage.deps]
-    # Code: the import closure of this stage's command and of every stage upstream of it
-    # (a few hundred small files: cheap, and `dvc status` names every job a change reruns).
-    code = sorted({f for inst in stage.instances() for f in upstream_code(params, inst)})
+    # Code: the import closure of this stage's command and of every stage upstream of it,
+    # so `dvc status` names every job a change reruns. A package folder the closure holds
+    # whole is one folder dep: the lock, which DVC parses on every `dvc status`, stays small.
+    code = as_dvc_deps({f for inst in stage.instances() for f in upstream_code(params, inst)})
     deps = own_deps + code
     if deps:
         body["deps"] = deps
