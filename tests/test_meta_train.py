@@ -59,7 +59,7 @@ def test_meta_training_runs_and_audits(tiny_world, cfg, tmp_path, feedback):
     assert last["feedback_positive_rate"] in (0.0, 1.0)  # one step per record
     assert (tmp_path / "m/teacher.pt").exists()
     index = json.loads((tmp_path / "m/smp_index.json").read_text())
-    assert index["count"] == len(index["sources"]) and index["balanced"] is True
+    assert index["count"] == len(index["sources"]) and index["balanced"] is cfg["balanced"]
 
 
 def test_killed_meta_run_resumes_to_the_same_weights(tiny_world, cfg, tmp_path):

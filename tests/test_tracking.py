@@ -27,6 +27,7 @@ def _metrics(n: int) -> dict:
 def test_fer_report_logs_its_params_tags_and_artifacts(tmp_path):
     from mlflow.tracking import MlflowClient
 
+    from fer_pipeline.dag.stages import evaluated_models
     from fer_pipeline.reporting.temporal import build_table
 
     params = tiny_params()
@@ -35,7 +36,7 @@ def test_fer_report_logs_its_params_tags_and_artifacts(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # The inputs `fer report` reads, each with the stamp of the job that makes it
     # (dag/runner.py check_inputs refuses an input whose producing job did not finish).
-    for model in ("supervised", "meta"):
+    for model in evaluated_models(params):  # supervised, control, meta
         folder = tmp_path / params["evaluate"]["out_dir"] / model
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps(_metrics(40)))
@@ -73,7 +74,7 @@ def test_fer_report_logs_its_params_tags_and_artifacts(tmp_path):
     assert tags["git_commit"] == head, "the commit of the project the command ran in (clean tree)"
     assert tags["pipeline_id"] == "pipeline-under-test"
     assert tags["demo_data"] == "FaceSynth"
-    inputs = {f"{params['evaluate']['out_dir']}/{m}/metrics.json" for m in ("supervised", "meta")}
+    inputs = {f"{params['evaluate']['out_dir']}/{m}/metrics.json" for m in evaluated_models(params)}
     inputs.add(f"{params['temporal']['evaluate']['out_dir']}/metrics.json")
     assert {k.removeprefix("data_version.") for k in tags if k.startswith("data_version.")} == inputs
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
