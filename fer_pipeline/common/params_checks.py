@@ -41,6 +41,7 @@ def cross_field_errors(params: dict, source: str = "params.yaml", base_dir: str 
         *range_errors(params),
         *dataset_name_errors(params),
         *init_path_errors(params, work),
+        *supervised_switch_errors(params),
         *output_overlap_errors(params, base, work),
     )]
 
@@ -136,6 +137,20 @@ def init_path_errors(params: dict, work: Path) -> list[str]:
     what = "is a folder, not a state_dict file" if path.is_dir() else "does not exist"
     return [f"key 'train.supervised.init' is {init!r}: not {' or '.join(INIT_NAMES)}, so a local state_dict "
             f"file, and {path} {what}"]
+
+
+# ---- the supervised trainer's switches (train/losses.py) ----
+
+def supervised_switch_errors(params: dict) -> list[str]:
+    """train.supervised.deviation makes the baseline a deviation network, which the
+    control's finetune and train.meta (init: supervised) cannot start from: the switch is
+    for the imbalance study's runs (imbalance.rows: deviation)."""
+    sup = (params.get("train") or {}).get("supervised") or {}
+    if not sup.get("deviation"):
+        return []
+    return ["key 'train.supervised.deviation' is true: the baseline would be a deviation network, and the "
+            "control's finetune (train.finetune) and train.meta start from a plain backbone; keep it false (the "
+            "imbalance study sets it for its deviation row, imbalance.rows: deviation)"]
 
 
 # ---- outputs vs dataset roots ----
