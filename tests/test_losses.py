@@ -17,6 +17,7 @@ from fer_pipeline.methods.rac import rac_loss
 from fer_pipeline.methods.rsl import rsl_loss
 from fer_pipeline.models.bundle import load_bundle, save_bundle
 from fer_pipeline.models.factory import build_model
+from fer_pipeline.studies.imbalance import ROWS, SeedStudy, StudyRun
 from fer_pipeline.train.losses import build_objective, loss_config, wrap_network
 
 COUNTS = [6, 4, 2]
@@ -43,6 +44,31 @@ def test_the_default_loss_block_is_plain_cross_entropy(params):
         assert torch.equal(logits, model(x))
         assert torch.equal(loss, F.cross_entropy(model(x), y))
         assert wrap_network(cfg, model, 3, "init.pt") is model
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_each_study_row_builds_its_method_objective(params, row, tmp_path):
+    run = StudyRun("r", 10, row, "small_cnn", ROWS[row], 1)
+    cfg = SeedStudy(params, 0, "unused", tmp_path, tmp_path).train_cfg(run)
+    assert cfg["upsampling"] == ("randaugment" if row == "upsampling" else "none") and cfg["deviation"] is False
+    model, x, y = _batch()
+    loss, logits = build_objective(cfg, 3, COUNTS)(model, x, y)
+    out, flipped = model(x), model(_flip(x))
+    assert torch.allclose(logits, out, atol=1e-6), "the logits of the images, not of their flips"
+    w = class_weights(COUNTS, "effective", 0.9999)  # train.supervised.loss's defaults: effective_number, 0.9999
+    net = MapsAndLogits(model)
+    rac = 2.0 * rac_loss(net.maps(x), net.maps(_flip(x)), model.fc.weight, w)  # lambda 2
+    rsl = rsl_loss(out, y, w) + rsl_loss(flipped, y, w)  # Eq. 1 sums the two views
+    expected = {
+        "ce": F.cross_entropy(out, y),
+        "upsampling": F.cross_entropy(out, y),
+        "weighted_ce": (w[y] * F.cross_entropy(out, y, reduction="none")).sum() / w[y].sum(),
+        "label_smoothing": F.cross_entropy(out, y, label_smoothing=0.2),
+        "rsl": rsl,
+        "rac": F.cross_entropy(out, y) + F.cross_entropy(flipped, y) + rac,
+        "rac_rsl": rsl + rac,
+    }[row]
+    assert torch.allclose(loss, expected, atol=1e-5)
 
 
 def test_lnsu_without_rac_and_rsl_is_the_cross_entropy_of_image_and_flip(params):

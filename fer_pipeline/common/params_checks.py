@@ -177,6 +177,8 @@ def output_paths(params: dict) -> dict[str, str]:
     outs["train.pretrain_fr.metrics_file"] = params["train"]["pretrain_fr"]["metrics_file"]
     outs["spatial.out_dir"] = params["spatial"]["out_dir"]
     outs["spatial.report_dir"] = params["spatial"]["report_dir"]
+    outs["imbalance.out_dir"] = params["imbalance"]["out_dir"]
+    outs["imbalance.report_dir"] = params["imbalance"]["report_dir"]
     outs["tracking.artifact_root"] = params["tracking"]["artifact_root"]
     return outs
 
