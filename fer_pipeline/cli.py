@@ -42,6 +42,10 @@ def _spatial_study(p):
     p.add_argument("--seed", type=int, required=True, help="one of params.yaml `spatial.seeds`")
 
 
+def _imbalance_study(p):
+    p.add_argument("--seed", type=int, required=True, help="one of params.yaml `imbalance.seeds`")
+
+
 def _predict_video(p):
     p.add_argument("--input", required=True, help="a folder of aligned face frames, or a video file")
     p.add_argument("--out", required=True, help="the CSV to write")
@@ -62,7 +66,7 @@ def _subset(p):
 
 def _dvc_yaml(p):
     p.add_argument("--check", action="store_true", help="fail if a file differs instead of writing it")
-    p.add_argument("--group", choices=("main", "spatial"),
+    p.add_argument("--group", choices=("main", "spatial", "imbalance"),
                    help="which dvc.yaml (default: main; a study's file is rendered only when asked)")
 
 
@@ -85,6 +89,8 @@ COMMANDS = {
     "spatial-study": ("one seed of Face2Exp's Tables 4 and 6 (SL and Meta on the same 1/5/10 pct subsets, "
                       "SL 100 pct, ablation)",
                       _spatial_study),
+    "imbalance-study": ("one seed of LNSU's Table 3 and ABAW4-LSD's modules on long-tailed subsets (one training "
+                        "per method and imbalance factor)", _imbalance_study),
     "evaluate": ("evaluate one trained model: metrics.json, confusion matrix, per-class plot", _evaluate),
     "extract-features": ("the frozen student embeds every frame of the video dataset", None),
     "train-temporal": ("per seed, the temporal encoder and its frame-level twin on frame features", None),
@@ -94,6 +100,7 @@ COMMANDS = {
     "subset": ("a long-tailed subset of a train split with a given imbalance factor (an index file)", _subset),
     "report": ("gather the results table of the main DAG", None),
     "report-spatial": ("Face2Exp's Tables 4 and 6 over the study's seeds", None),
+    "report-imbalance": ("LNSU's Table 3 shape over the imbalance study's seeds", None),
     "summary": ("print the results table and how to open MLflow", None),
     "status": ("which jobs are outdated (params, code or input data changed, here or upstream)", _status),
     "dvc-yaml": ("render dvc.yaml from the stage list (--check: fail if it drifted)", _dvc_yaml),

@@ -40,7 +40,7 @@ def not_synthetic(params: dict) -> None:
 # The names come from params.yaml, so a message that stops reading them fails here.
 def _missing(p: dict) -> dict:
     prep, sup, meta = p["prepare"]["out_dir"], p["train"]["supervised"], p["train"]["meta"]
-    temporal, spatial = p["temporal"], p["spatial"]
+    temporal, spatial, imbalance = p["temporal"], p["spatial"], p["imbalance"]
     features = f"{temporal['features']['out_dir']}/{temporal['features']['dataset']}"
     return {
         "generate": ([], not_synthetic, 1, [f"generate.out_dir ({p['generate']['out_dir']})", "`datasets`"]),
@@ -53,6 +53,8 @@ def _missing(p: dict) -> dict:
         "finetune": (["--model", "student"], None, 1, [f"input {meta['out_dir']} not found", "fer train-meta"]),
         "spatial-study": (["--seed", str(spatial["seeds"][0])], None, 1,
                           [f"input {prep}/{min(meta['labeled'], meta['pool'])} not found"]),
+        "imbalance-study": (["--seed", str(imbalance["seeds"][0])], None, 1,
+                            [f"input {prep}/{sup['dataset']} not found", "fer gather"]),
         "evaluate": (["--model", "supervised"], None, 1, [f"input {sup['out_dir']} not found"]),
         "extract-features": ([], None, 1, [f"input {p['train']['finetune']['out_dir']}/student not found",
                                            "fer finetune"]),
@@ -63,6 +65,7 @@ def _missing(p: dict) -> dict:
                            "not found"]),
         "report": ([], None, 1, [f"input {p['evaluate']['out_dir']}/supervised/metrics.json not found"]),
         "report-spatial": ([], None, 1, [f"input {spatial['out_dir']}/seed{spatial['seeds'][0]} not found"]),
+        "report-imbalance": ([], None, 1, [f"input {imbalance['out_dir']}/seed{imbalance['seeds'][0]} not found"]),
         "summary": ([], None, 1, [f"{p['report']['out_dir']}/summary.md not found"]),
         "status": ([], None, 0, ["OUTDATED"]),  # nothing ran yet: a report, not an error (see below)
         "dvc-yaml": (["--check"], None, 1, ["dvc.yaml is out of date", "fer dvc-yaml"]),
@@ -82,6 +85,7 @@ BAD_KEY = {
     "extract-features": "temporal.features.batch_size", "train-temporal": "temporal.train.steps",
     "evaluate-temporal": "temporal.evaluate.stride", "predict-video": "temporal.evaluate.postprocess.window",
     "report": "report.out_dir", "report-spatial": "spatial.sl_epochs", "summary": "report.out_dir",
+    "imbalance-study": "imbalance.epochs", "report-imbalance": "imbalance.input_size",
     "status": "prepare.row_group_size", "dvc-yaml": "tracking.experiment", "dvc-commit": "tracking.uri",
     "pretrain-fr": "train.pretrain_fr.epochs", "subset": "train.supervised.class_set",
 }

@@ -3,6 +3,7 @@
 import re
 
 import networkx as nx
+import pytest
 import yaml
 
 from conftest import REPO, make_project_copy, run
@@ -78,21 +79,29 @@ def test_snakemake_and_dvc_run_the_same_commands_and_edges():
     assert ("train_supervised", "evaluate") in _edges_dvc(REPO)
 
 
-def test_the_spatial_study_is_its_own_target_in_both_tools(tmp_path):
-    """`snakemake report_spatial` runs the study's jobs (plus what they need from the main
+STUDIES = [group for group in GROUPS if group != "main"]
+
+
+@pytest.mark.parametrize("group", STUDIES)
+def test_each_study_is_its_own_target_in_both_tools(group, tmp_path):
+    """`snakemake report_<study>` runs the study's jobs (plus what they need from the main
     DAG); they live in their own dvc.yaml, rendered when asked, so a bare `dvc repro` /
     `make run` never starts them."""
     params = params_mod.load(REPO / "params.yaml")
     proj = make_project_copy(tmp_path / "proj", params)
-    run(["fer", "dvc-yaml", "--group", "spatial"], proj)
-    spatial_file = GROUPS["spatial"]["dvc_file"]
-    dvc_cmds, dvc_names = _dvc_commands(proj, spatial_file)
-    assert dvc_names == sorted(i.name for i in instances(params, "spatial"))
-    assert len(dvc_names) == len(params["spatial"]["seeds"]) + 1
-    study = set(_snakemake_jobs(REPO, "report_spatial")) - set(_snakemake_jobs(REPO, "all"))
+    for other in STUDIES:  # `dvc dag` reads every dvc.yaml: all of them, as after each study ran
+        run(["fer", "dvc-yaml", "--group", other], proj)
+    target = GROUPS[group]["target"]
+    jobs = instances(params, group)
+    study_stage = next(i.stage.name for i in jobs if i.stage.scattered)
+    dvc_cmds, dvc_names = _dvc_commands(proj, GROUPS[group]["dvc_file"])
+    assert dvc_names == sorted(i.name for i in jobs)
+    assert len(dvc_names) == len(params[group]["seeds"]) + 1
+    assert [i.stage.name for i in jobs if not i.stage.scattered] == [target]
+    study = set(_snakemake_jobs(REPO, target)) - set(_snakemake_jobs(REPO, "all"))
     assert sorted(study) == dvc_cmds
-    assert not any("spatial" in cmd for cmd in _snakemake_jobs(REPO, "all"))
-    assert ("spatial_study", "report_spatial") in _edges_dvc(proj)
+    assert not any(f"fer {study_stage.replace('_', '-')}" in cmd for cmd in _snakemake_jobs(REPO, "all"))
+    assert (study_stage, target) in _edges_dvc(proj)
     assert _reduced(_edges_snakemake(proj, ALL_TARGETS)) == _reduced(_edges_dvc(proj))
 
 

@@ -41,6 +41,7 @@ def cross_field_errors(params: dict, source: str = "params.yaml", base_dir: str 
         *range_errors(params),
         *dataset_name_errors(params),
         *init_path_errors(params, work),
+        *supervised_switch_errors(params),
         *output_overlap_errors(params, base, work),
     )]
 
@@ -138,6 +139,20 @@ def init_path_errors(params: dict, work: Path) -> list[str]:
             f"file, and {path} {what}"]
 
 
+# ---- the supervised trainer's switches (train/losses.py) ----
+
+def supervised_switch_errors(params: dict) -> list[str]:
+    """train.supervised.deviation makes the baseline a deviation network, which the
+    control's finetune and train.meta (init: supervised) cannot start from: the switch is
+    for the imbalance study's runs (imbalance.rows: deviation)."""
+    sup = (params.get("train") or {}).get("supervised") or {}
+    if not sup.get("deviation"):
+        return []
+    return ["key 'train.supervised.deviation' is true: the baseline would be a deviation network, and the "
+            "control's finetune (train.finetune) and train.meta start from a plain backbone; keep it false (the "
+            "imbalance study sets it for its deviation row, imbalance.rows: deviation)"]
+
+
 # ---- outputs vs dataset roots ----
 
 def _absolute(path: str, base: Path) -> Path:
@@ -162,6 +177,8 @@ def output_paths(params: dict) -> dict[str, str]:
     outs["train.pretrain_fr.metrics_file"] = params["train"]["pretrain_fr"]["metrics_file"]
     outs["spatial.out_dir"] = params["spatial"]["out_dir"]
     outs["spatial.report_dir"] = params["spatial"]["report_dir"]
+    outs["imbalance.out_dir"] = params["imbalance"]["out_dir"]
+    outs["imbalance.report_dir"] = params["imbalance"]["report_dir"]
     outs["tracking.artifact_root"] = params["tracking"]["artifact_root"]
     return outs
 

@@ -6,5 +6,7 @@ they read (cam), imbalance-factor subsets (imbalance_subset), ABAW4-LSD's label
 smoothing with weighted cross-entropy (weighted_ce), RandAugment up-sampling
 (upsampling), deviation fine-tuning (deviation) and the softmax ensemble (ensemble),
 and the omni-supervised paper's dataset distillation (distillation).
-Nothing here is wired into the DAG yet.
+The supervised trainer reaches them through train/losses.py (train.supervised.loss,
+upsampling, deviation) and the imbalance study (studies/imbalance.py); distillation is
+not wired yet.
 """

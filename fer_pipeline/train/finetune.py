@@ -20,7 +20,9 @@ def finetune_config(supervised: dict, meta: dict, finetune: dict, out_dir: str) 
                 "arch": meta["arch"], "input_size": meta["input_size"],
                 "epochs": finetune["epochs"], "batch_size": finetune["batch_size"], "optimizer": "sgd",
                 "lr": finetune["lr"], "scheduler": "constant", "warmup_epochs": 0, "label_smoothing": 0.0,
-                "balanced_sampling": False, "out_dir": out_dir})
+                "balanced_sampling": False, "out_dir": out_dir,
+                # Plain CE whatever train.supervised.loss says: student and control get the same finetune.
+                "loss": {"kind": "ce"}, "upsampling": "none", "deviation": False})
     return cfg
 
 

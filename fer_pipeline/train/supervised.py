@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from fer_pipeline.common.atomic import write_json
 from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.meta.smp import read_index
+from fer_pipeline.methods.upsampling import UpsampledDataset, upsample_plan, write_upsample_index
 from fer_pipeline.models.bundle import save_bundle
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint
 from fer_pipeline.data.datasets import EpochSampler, FaceShardDataset
 from fer_pipeline.train.device import autocast, memory_format, start_training
+from fer_pipeline.train.losses import Objective, build_objective, upsampling, wrap_network
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,14 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     `subset_index` (an Smp index file) limits training to those images: the student's
     finetuning must not see labels its meta-training did not have.
     `stop_after_epochs` ends the run early (as a crash would), for resume tests.
+    The objective, up-sampling and deviation module come from the config's `loss`,
+    `upsampling` and `deviation` keys (train/losses.py; absent: plain CE).
     """
     device = start_training(cfg)
     class_set = ClassSet.named(cfg["class_set"])
-    train_set, sampler, loader = _training_data(cfg, dataset_dir, class_set, subset_index, device)
-    run = SupervisedRun.build(cfg, len(class_set), len(loader), device, init_weights)
+    train_set, sampler, loader, counts = _training_data(cfg, dataset_dir, class_set, subset_index, device,
+                                                        Path(out_dir))
+    run = SupervisedRun.build(cfg, len(class_set), len(loader), device, init_weights, counts)
     ckpt_path = Path(work_dir) / "last.pt"
     if cfg["resume"] and run.resume(ckpt_path):
         checkpoint.tag_resumed(tracker, run.step)
@@ -85,13 +90,16 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
 
 
 def _training_data(cfg: dict, dataset_dir: str | Path, class_set: ClassSet, subset_index: str | Path | None,
-                   device: torch.device) -> tuple[FaceShardDataset, EpochSampler, DataLoader]:
-    """The train split (or its Smp subset), its per-epoch sampler and the batch loader."""
+                   device: torch.device, out_dir: Path) -> tuple[Dataset, EpochSampler, DataLoader, list[int]]:
+    """The train split (or its Smp subset), up-sampled when train.supervised.upsampling
+    says so, its per-epoch sampler, the batch loader and the class counts before up-sampling."""
     train_set = FaceShardDataset(dataset_dir, "train", class_set, cfg["input_size"], cfg["augment"], cfg["seed"])
     if subset_index is not None:
         train_set.restrict_to(read_index(subset_index), str(subset_index))
     counts = train_set.class_counts().tolist()
     log.info("train: %d images, per class %s", len(train_set), dict(zip(class_set.classes, counts)))
+    if upsampling(cfg) == "randaugment":
+        train_set = _upsampled(train_set, cfg["seed"], out_dir / "upsample_index.json")
     sampler = EpochSampler(train_set.targets, cfg["seed"], cfg["balanced_sampling"])
     # A labelled subset smaller than one batch (1 % of a small set) still trains: one partial batch.
     loader = DataLoader(train_set, batch_size=cfg["batch_size"], sampler=sampler,
@@ -100,7 +108,17 @@ def _training_data(cfg: dict, dataset_dir: str | Path, class_set: ClassSet, subs
                         persistent_workers=False)
     if len(loader) == 0:
         raise ValueError(f"batch_size {cfg['batch_size']} exceeds the {len(train_set)} training images")
-    return train_set, sampler, loader
+    return train_set, sampler, loader, counts
+
+
+def _upsampled(train_set: FaceShardDataset, seed: int, index_path: Path) -> UpsampledDataset:
+    """ABAW4-LSD's up-sampling: every class repeated up to the largest class's count, the
+    repeats RandAugmented; the index of repeats is kept beside the model."""
+    plan = upsample_plan(train_set.targets.numpy(), seed)
+    write_upsample_index(index_path, train_set.sources, plan, {"seed": seed, "images": len(train_set)})
+    data = UpsampledDataset(train_set, [(train_set.sources[row], copy) for row, copy in plan])
+    log.info("train.supervised.upsampling randaugment: %d images -> %d", len(train_set), len(data))
+    return data
 
 
 @dataclass
@@ -113,21 +131,23 @@ class SupervisedRun:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    criterion: torch.nn.Module
+    objective: Objective
     epoch: int = 0  # epochs finished
     step: int = 0
     history: list = field(default_factory=list)
 
     @classmethod
     def build(cls, cfg: dict, num_classes: int, steps_per_epoch: int, device: torch.device,
-              init_weights: str | Path | None = None) -> "SupervisedRun":
+              init_weights: str | Path | None = None, class_counts: list[int] | None = None) -> "SupervisedRun":
+        """`class_counts`: the training images per class, for the objectives that re-weight classes."""
         fmt = memory_format(device, cfg["channels_last"])
-        model = build_model(cfg["arch"], num_classes, init_weights).to(device, memory_format=fmt)
+        objective = build_objective(cfg, num_classes, class_counts)
+        model = wrap_network(cfg, build_model(cfg["arch"], num_classes, init_weights), num_classes, init_weights)
+        model = model.to(device, memory_format=fmt)
         optimizer = make_optimizer(cfg, model)
         scheduler = make_scheduler(cfg, optimizer, cfg["epochs"] * steps_per_epoch,
                                    round(cfg["warmup_epochs"] * steps_per_epoch))
-        criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-        return cls(cfg, device, model, optimizer, scheduler, criterion)
+        return cls(cfg, device, model, optimizer, scheduler, objective)
 
     @property
     def fmt(self) -> torch.memory_format:
@@ -174,8 +194,7 @@ class SupervisedRun:
     def _step(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
         """One optimiser step; returns the batch loss and the logits."""
         with autocast(self.device, self.cfg["amp"]):
-            logits = self.model(images)
-            loss = self.criterion(logits.float(), targets)
+            loss, logits = self.objective(self.model, images, targets)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step}")
         self.optimizer.zero_grad(set_to_none=True)

@@ -29,3 +29,35 @@ rule report_spatial:
         RULES.log("report_spatial"),
     shell:
         RULES.shell("report_spatial")
+
+
+# LNSU's Table 3 and ABAW4-LSD's modules on long-tailed subsets: a separate target, not part of
+# `rule all` (`snakemake report_imbalance`; budget: about 45 min on 2 CPU cores). One job per seed.
+rule imbalance_study:
+    input:
+        unpack(RULES.inputs("imbalance_study")),
+    output:
+        RULES.outputs("imbalance_study"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("imbalance_study"),
+    # Each job trains on every core it is given: the seeds run one after the other.
+    threads: RULES.threads("train.supervised.threads")
+    wildcard_constraints:
+        seed=RULES.wildcard_pattern("imbalance_study"),
+    shell:
+        RULES.shell("imbalance_study")
+
+
+rule report_imbalance:
+    input:
+        unpack(RULES.inputs("report_imbalance")),
+    output:
+        RULES.outputs("report_imbalance"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("report_imbalance"),
+    shell:
+        RULES.shell("report_imbalance")

@@ -10,6 +10,7 @@ from __future__ import annotations
 GROUPS = {
     "main": {"target": "all", "dvc_file": "dvc.yaml"},
     "spatial": {"target": "report_spatial", "dvc_file": "workflow/studies/spatial/dvc.yaml"},
+    "imbalance": {"target": "report_imbalance", "dvc_file": "workflow/studies/imbalance/dvc.yaml"},
 }
 
 PARTS_DIR = "_parts"  # data/prepared/_parts/<dataset>/<k>: one input partition, prepared
