@@ -36,6 +36,17 @@ def test_run_plan_covers_table4_and_table6_without_duplicates():
         "sl_100", "meta_100", "abl_su", "abl_suc"]
 
 
+def test_the_100_percent_column_is_every_label_as_drawn(tmp_path, params):
+    """Table 4's SL 100 % is supervised on all labels (the paper's column); Smp's balanced
+    cut applies to the p % subsets only."""
+    params["spatial"]["balanced"] = True
+    study = SeedStudy(params, 3, "labelled", "pool", tmp_path / "out", tmp_path / "work")
+    assert study.meta_cfg(1.0)["balanced"] is False
+    assert study.meta_cfg(0.1)["balanced"] is True
+    params["spatial"]["balanced"] = False
+    assert study.meta_cfg(0.1)["balanced"] is False
+
+
 def test_each_meta_run_starts_from_the_sl_run_at_its_fraction_on_the_same_subset(tmp_path, params):
     params["spatial"].update(PLAN)
     runs = study_runs(params["spatial"], FULL)
