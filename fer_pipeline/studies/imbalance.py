@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json
+from fer_pipeline.studies import resume
 from fer_pipeline.studies.spatial import PrefixedTracker, phase_done
 
 log = logging.getLogger(__name__)
@@ -210,17 +211,10 @@ class SeedStudy:
     # ---- one run, resumable ----
 
     def pending(self, runs: list[StudyRun]) -> list[StudyRun]:
-        return [run for run in runs if not (self.work_dir / run.name / "results.json").exists()]
+        return resume.pending(self.work_dir, runs)
 
     def finished(self, run: StudyRun, needed_later: bool) -> bool:
-        """Its metrics are there, and so is its model if a pending run reads it."""
-        if not (self.work_dir / run.name / "results.json").exists():
-            return False
-        if needed_later and not self.model_path(run.name).exists():
-            log.warning("%s: finished earlier, but its weights are gone and a pending run reads them: trained "
-                        "again (same seed, same weights on CPU)", run.name)
-            return False
-        return True
+        return resume.finished(self.work_dir, run.name, self.model_path(run.name), needed_later)
 
     def run_one(self, run: StudyRun, needed_later: bool = False) -> dict:
         run_dir = self.work_dir / run.name

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json
+from fer_pipeline.studies import resume
 
 log = logging.getLogger(__name__)
 
@@ -288,18 +289,10 @@ class SeedStudy:
     # ---- one run, resumable ----
 
     def pending(self, runs: list[StudyRun]) -> list[StudyRun]:
-        """The runs without metrics yet (a killed job's finished runs have theirs)."""
-        return [run for run in runs if not (self.work_dir / run.name / "results.json").exists()]
+        return resume.pending(self.work_dir, runs)
 
     def finished(self, run: StudyRun, needed_later: bool) -> bool:
-        """Its metrics are there, and so are its weights if a pending run starts from them."""
-        if not (self.work_dir / run.name / "results.json").exists():
-            return False
-        if needed_later and not self.start_weights(run.name).exists():
-            log.warning("%s: finished earlier, but its weights are gone and a pending run starts from them: "
-                        "trained again (same init, same seed)", run.name)
-            return False
-        return True
+        return resume.finished(self.work_dir, run.name, self.start_weights(run.name), needed_later)
 
     def run_one(self, run: StudyRun, needed_later: bool = False) -> dict:
         """Train (unless a killed job already finished it), evaluate, keep the small files and,
