@@ -6,7 +6,13 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test test-fast ui dag clean
+.PHONY: install system-deps run test test-fast ui dag clean
+
+# Debian packages the tests start for real (single-node SLURM, the team MLflow's
+# PostgreSQL, the browser check of the MLflow UI). Installed only when one is missing;
+# needs root or sudo (CI runs as root).
+SYSTEM_PACKAGES := slurm-wlm slurm-client munge postgresql chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +23,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 ## run the whole demo DAG on FaceSynth, then print the results table
 run: $(STAMP)
 	snakemake --cores all
@@ -25,7 +38,7 @@ run: $(STAMP)
 ## the test suite (.ci/run calls exactly this): one pytest worker per core, a test
 ## file per worker at a time, in collection order: the two DAG integration tests (separate
 ## files, collected first by tests/conftest.py) start at once, the short files fill in
-test: $(STAMP)
+test: $(STAMP) system-deps
 	python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 ## the suite without the DAG integration tests (snakemake/dvc end to end): minutes less
