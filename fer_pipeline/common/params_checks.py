@@ -43,6 +43,7 @@ def cross_field_errors(params: dict, source: str = "params.yaml", base_dir: str 
         *init_path_errors(params, work),
         *supervised_switch_errors(params),
         *output_overlap_errors(params, base, work),
+        *gpu_errors(params),
     )]
 
 
@@ -151,6 +152,24 @@ def supervised_switch_errors(params: dict) -> list[str]:
     return ["key 'train.supervised.deviation' is true: the baseline would be a deviation network, and the "
             "control's finetune (train.finetune) and train.meta start from a plain backbone; keep it false (the "
             "imbalance study sets it for its deviation row, imbalance.rows: deviation)"]
+
+
+# ---- cluster resources (dag/resources.py) ----
+
+# Stages whose trainer runs data-parallel under torchrun (train/distributed.py): only
+# these may ask for more than one GPU; another trainer would run N identical copies.
+DDP_STAGES = ("train_meta",)
+
+
+def gpu_errors(params: dict) -> list[str]:
+    """More than one GPU only for a stage that trains data-parallel."""
+    lines = []
+    for stage, res in (params.get("resources") or {}).items():
+        gpus = (res or {}).get("gpus", 0)
+        if isinstance(gpus, int) and gpus > 1 and stage not in DDP_STAGES:
+            lines.append(f"key 'resources.{stage}.gpus' is {gpus}: only {', '.join(DDP_STAGES)} trains on several "
+                         f"GPUs (DistributedDataParallel under torchrun); {stage} uses one, so ask for 0 or 1")
+    return lines
 
 
 # ---- outputs vs dataset roots ----

@@ -6,14 +6,13 @@ values come from fer_pipeline/dag/stages/, the same specs dvc.yaml is rendered f
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from snakemake.io import directory
 
 from fer_pipeline.common import params as params_mod
-from fer_pipeline.common.params import select
+from fer_pipeline.dag import resources
 from fer_pipeline.dag.lineage import expand_deps, get_stage, instances
 from fer_pipeline.dag.provenance import sync_key_file
 from fer_pipeline.dag.stage import Stage, template_fields
@@ -56,11 +55,14 @@ class Rules:
         """Output patterns (items as wildcards); paths without a suffix are folders."""
         return [directory(p) if not Path(p).suffix else p for p in self.stage(name).declared_outputs()]
 
-    def threads(self, key: str) -> int:
-        """The threads a job really uses: a params `threads` key (0 = every core the
-        machine has, as torch then does); Snakemake caps it at --cores."""
-        value = select(self.params, key)
-        return value if value > 0 else (os.cpu_count() or 1)
+    def threads(self, name: str) -> int:
+        """The CPUs a job really uses (its params threads key; dag/resources.py): what
+        Snakemake counts against --cores, and SLURM's --cpus-per-task."""
+        return resources.threads(self.params, name)
+
+    def resources(self, name: str) -> dict[str, int]:
+        """What the job asks a scheduler for, from params `resources` (gpu, mem_mb, runtime)."""
+        return resources.scheduler_resources(self.params, name)
 
     def log(self, name: str) -> str:
         return self.stage(name).log

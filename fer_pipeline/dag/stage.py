@@ -32,8 +32,10 @@ class Stage:
 
     @property
     def command(self) -> str:
-        """The `fer` subcommand the stage runs (`train-supervised`)."""
-        return self.cmd.split()[1]
+        """The `fer` subcommand the stage runs (`train-supervised`), also behind a launcher
+        (`torchrun ... fer train-meta`)."""
+        words = self.cmd.split()
+        return words[words.index("fer") + 1]
 
     @property
     def scattered(self) -> bool:

@@ -11,6 +11,9 @@ if RULES.has("generate"):
             "../../environment.yml"
         log:
             RULES.log("generate"),
+        threads: RULES.threads("generate")
+        resources:
+            **RULES.resources("generate"),
         shell:
             RULES.shell("generate")
 # Scatter: one job per input partition (`datasets.<name>.parts`) of each dataset.
@@ -23,6 +26,9 @@ rule prepare:
         "../../environment.yml"
     log:
         RULES.log("prepare"),
+    threads: RULES.threads("prepare")
+    resources:
+        **RULES.resources("prepare"),
     wildcard_constraints:
         dataset=RULES.wildcard_pattern("prepare", "dataset"),
         index=RULES.wildcard_pattern("prepare", "index"),
@@ -40,6 +46,9 @@ rule gather:
         "../../environment.yml"
     log:
         RULES.log("gather"),
+    threads: RULES.threads("gather")
+    resources:
+        **RULES.resources("gather"),
     wildcard_constraints:
         dataset=RULES.wildcard_pattern("gather"),
     shell:

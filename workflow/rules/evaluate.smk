@@ -8,6 +8,9 @@ rule evaluate:
         "../../environment.yml"
     log:
         RULES.log("evaluate"),
+    threads: RULES.threads("evaluate")
+    resources:
+        **RULES.resources("evaluate"),
     wildcard_constraints:
         model=RULES.wildcard_pattern("evaluate"),
     shell:

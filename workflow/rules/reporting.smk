@@ -7,5 +7,8 @@ rule report:
         "../../environment.yml"
     log:
         RULES.log("report"),
+    threads: RULES.threads("report")
+    resources:
+        **RULES.resources("report"),
     shell:
         RULES.shell("report")

@@ -9,9 +9,11 @@ rule spatial_study:
         "../../environment.yml"
     log:
         RULES.log("spatial_study"),
+    resources:
+        **RULES.resources("spatial_study"),
     # Each job trains on every core it is given: the seeds run one
     # after the other, as under `dvc repro`.
-    threads: RULES.threads("train.meta.threads")
+    threads: RULES.threads("spatial_study")
     wildcard_constraints:
         seed=RULES.wildcard_pattern("spatial_study"),
     shell:
@@ -27,6 +29,9 @@ rule report_spatial:
         "../../environment.yml"
     log:
         RULES.log("report_spatial"),
+    threads: RULES.threads("report_spatial")
+    resources:
+        **RULES.resources("report_spatial"),
     shell:
         RULES.shell("report_spatial")
 
@@ -42,8 +47,10 @@ rule imbalance_study:
         "../../environment.yml"
     log:
         RULES.log("imbalance_study"),
+    resources:
+        **RULES.resources("imbalance_study"),
     # Each job trains on every core it is given: the seeds run one after the other.
-    threads: RULES.threads("train.supervised.threads")
+    threads: RULES.threads("imbalance_study")
     wildcard_constraints:
         seed=RULES.wildcard_pattern("imbalance_study"),
     shell:
@@ -59,5 +66,8 @@ rule report_imbalance:
         "../../environment.yml"
     log:
         RULES.log("report_imbalance"),
+    threads: RULES.threads("report_imbalance")
+    resources:
+        **RULES.resources("report_imbalance"),
     shell:
         RULES.shell("report_imbalance")

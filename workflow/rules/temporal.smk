@@ -9,6 +9,9 @@ rule extract_features:
         "../../environment.yml"
     log:
         RULES.log("extract_features"),
+    threads: RULES.threads("extract_features")
+    resources:
+        **RULES.resources("extract_features"),
     shell:
         RULES.shell("extract_features")
 
@@ -22,6 +25,9 @@ rule train_temporal:
         "../../environment.yml"
     log:
         RULES.log("train_temporal"),
+    threads: RULES.threads("train_temporal")
+    resources:
+        **RULES.resources("train_temporal"),
     shell:
         RULES.shell("train_temporal")
 
@@ -35,5 +41,8 @@ rule evaluate_temporal:
         "../../environment.yml"
     log:
         RULES.log("evaluate_temporal"),
+    threads: RULES.threads("evaluate_temporal")
+    resources:
+        **RULES.resources("evaluate_temporal"),
     shell:
         RULES.shell("evaluate_temporal")

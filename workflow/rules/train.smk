@@ -8,6 +8,9 @@ rule pretrain_fr:
         "../../environment.yml"
     log:
         RULES.log("pretrain_fr"),
+    threads: RULES.threads("pretrain_fr")
+    resources:
+        **RULES.resources("pretrain_fr"),
     shell:
         RULES.shell("pretrain_fr")
 
@@ -21,6 +24,9 @@ rule train_supervised:
         "../../environment.yml"
     log:
         RULES.log("train_supervised"),
+    threads: RULES.threads("train_supervised")
+    resources:
+        **RULES.resources("train_supervised"),
     shell:
         RULES.shell("train_supervised")
 
@@ -36,6 +42,9 @@ rule train_meta:
         "../../environment.yml"
     log:
         RULES.log("train_meta"),
+    threads: RULES.threads("train_meta")
+    resources:
+        **RULES.resources("train_meta"),
     shell:
         RULES.shell("train_meta")
 
@@ -49,6 +58,9 @@ rule finetune:
         "../../environment.yml"
     log:
         RULES.log("finetune"),
+    threads: RULES.threads("finetune")
+    resources:
+        **RULES.resources("finetune"),
     wildcard_constraints:
         model=RULES.wildcard_pattern("finetune"),
     shell:
@@ -65,5 +77,8 @@ rule mine_pseudo:
         "../../environment.yml"
     log:
         RULES.log("mine_pseudo"),
+    threads: RULES.threads("mine_pseudo")
+    resources:
+        **RULES.resources("mine_pseudo"),
     shell:
         RULES.shell("mine_pseudo")

@@ -4,6 +4,7 @@ that reads the baseline."""
 
 from __future__ import annotations
 
+from fer_pipeline.dag.resources import launch
 from fer_pipeline.dag.stage import Stage
 from fer_pipeline.dag.stages.data import prepared
 
@@ -110,7 +111,8 @@ def stages(params: dict) -> list[Stage]:
         ),
         Stage(
             name="train_meta",
-            cmd="fer train-meta --log-file {log}",
+            # Several GPUs: one DistributedDataParallel process per GPU (train/distributed.py).
+            cmd=launch(params, "train_meta", "fer train-meta --log-file {log}"),
             deps=tuple(meta_deps),
             outs=(meta["out_dir"],),
             params=("train.meta",),
