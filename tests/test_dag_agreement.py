@@ -26,7 +26,8 @@ def test_dvc_yaml_is_rendered_from_the_stage_list():
 def _snakemake_jobs(cwd, target="all"):
     """(rule, shell command) of every job Snakemake would run from scratch for `target`."""
     out = run(["snakemake", "-n", "--forceall", "--printshellcmds", target], cwd).stdout
-    return sorted(re.findall(r"^Shell command: (fer [^\n]+?)\s*$", out, re.M))
+    # A data-parallel trainer's line starts with its launcher (torchrun ... fer train-meta).
+    return sorted(re.findall(r"^Shell command: ((?:torchrun [^\n]*?)?fer [^\n]+?)\s*$", out, re.M))
 
 
 def _dvc_commands(cwd, dvc_file="dvc.yaml"):
