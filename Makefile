@@ -10,7 +10,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Debian packages the tests start for real (single-node SLURM, the team MLflow's
 # PostgreSQL, the browser check of the MLflow UI). Installed only when one is missing;
-# needs root or sudo (CI runs as root).
+# needs root or sudo (CI runs as root). Nothing else is configured by hand: tests/test_slurm.py
+# makes its own munge key, slurm.conf and state in a temporary folder, runs munged, slurmctld
+# and slurmd as root, links /run/slurm/conf while they run (where none exists) and stops them.
 SYSTEM_PACKAGES := slurm-wlm slurm-client munge postgresql chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
