@@ -10,7 +10,8 @@ One thing lives outside the folder: the link /run/slurm/conf, SLURM's own fallba
 location for its configuration. The plugin's job step strips SLURM_CONF from the
 environment before it calls `srun` inside the job, so on a cluster whose configuration
 is not in /etc/slurm the step would find none; on a real node, configless SLURM provides
-that link. The link is made only where none exists, and removed on shutdown.
+that link. The link is made only where none exists (or one left dangling by a killed
+run), and removed on shutdown.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def single_node_slurm(root: Path):
         raise SlurmUnavailable(f"not installed: {', '.join(missing)} (`make system-deps` installs slurm-wlm, munge)")
     if os.geteuid() != 0:
         raise SlurmUnavailable("slurmd must run as root to start jobs (CI runs as root)")
+    if RUN_CONF.is_symlink() and not RUN_CONF.exists():
+        RUN_CONF.unlink()  # left by a run that was killed: its folder is gone
     if RUN_CONF.exists() or RUN_CONF.is_symlink():
         raise SlurmUnavailable(f"{RUN_CONF} exists ({os.path.realpath(RUN_CONF)}): another SLURM's configuration; "
                                "this test will not replace it")
