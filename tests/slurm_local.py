@@ -31,6 +31,14 @@ PARTITION = "cpu"  # workflow/profiles/slurm's default partition
 CPUS = 2
 
 
+# The daemons live in /usr/sbin, which a non-login PATH may lack.
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name, path=SEARCH_PATH) or name
+
+
 class SlurmUnavailable(RuntimeError):
     """SLURM could not be started here; the message says why (and holds the daemons' logs)."""
 
@@ -43,7 +51,7 @@ def _free_port() -> int:
 
 def _real_memory_mb() -> int:
     """What slurmd finds on this machine (a node configured with more is drained)."""
-    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run([_tool("slurmd"), "-C"], capture_output=True, text=True, timeout=30).stdout
     found = re.search(r"RealMemory=(\d+)", out)
     if not found:
         raise SlurmUnavailable(f"`slurmd -C` printed no RealMemory: {out!r}")
@@ -116,7 +124,7 @@ def single_node_slurm(root: Path):
     """Start the cluster in `root`; yield the environment its clients need (SLURM_CONF).
     Raises SlurmUnavailable, with the reason, when it cannot start; always stops what it started."""
     missing = [tool for tool in ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sacct")
-               if shutil.which(tool) is None]
+               if shutil.which(tool, path=SEARCH_PATH) is None]
     if missing:
         raise SlurmUnavailable(f"not installed: {', '.join(missing)} (`make system-deps` installs slurm-wlm, munge)")
     if os.geteuid() != 0:
@@ -135,15 +143,15 @@ def single_node_slurm(root: Path):
     env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
     made_run_dir = not RUN_CONF.parent.exists()
     try:
-        _start(["mungekey", "--create", f"--keyfile={root}/munge/munge.key"], env, root)
+        _start([_tool("mungekey"), "--create", f"--keyfile={root}/munge/munge.key"], env, root)
         # --force: munged refuses some setups (root, a world-writable /tmp above the socket) without it.
-        _start(["munged", "--force", f"--socket={root}/munge/munge.socket", f"--key-file={root}/munge/munge.key",
+        _start([_tool("munged"), "--force", f"--socket={root}/munge/munge.socket", f"--key-file={root}/munge/munge.key",
                 f"--log-file={root}/log/munged.log", f"--pid-file={root}/munge/munged.pid",
                 f"--seed-file={root}/munge/seed"], env, root)
         RUN_CONF.parent.mkdir(parents=True, exist_ok=True)
         RUN_CONF.symlink_to(root)
-        _start(["slurmctld", "-i"], env, root)  # -i: no saved state to recover
-        _start(["slurmd"], env, root)
+        _start([_tool("slurmctld"), "-i"], env, root)  # -i: no saved state to recover
+        _start([_tool("slurmd")], env, root)
         _wait_idle(env, root)
         yield env
     finally:

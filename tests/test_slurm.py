@@ -7,7 +7,6 @@ If SLURM cannot start here the test fails, saying why: it is part of CI, not opt
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -27,10 +26,11 @@ PROFILE = ["--workflow-profile", "workflow/profiles/slurm",
 
 
 def snakemake(proj, env, *args):
-    proc = subprocess.run(["snakemake", *PROFILE, *args], cwd=proj, env={**tool_env(), **env}, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(["snakemake", *PROFILE, *args], cwd=proj, env={**tool_env(), "SLURM_CONF": env["SLURM_CONF"]},
+                          capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        logs = "\n".join(f"--- {p} ---\n{p.read_text()[-3000:]}" for p in (proj / ".snakemake/slurm_logs").rglob("*.log"))
+        logs = "\n".join(f"--- {log} ---\n{log.read_text()[-3000:]}"
+                         for log in (proj / ".snakemake/slurm_logs").rglob("*.log"))
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
                              f"{proc.stderr[-6000:]}\n{logs}")
     return proc.stdout + proc.stderr
