@@ -3,6 +3,7 @@ long-tailed subsets."""
 
 from pathlib import Path
 
+from fer_pipeline.dag.stages.studies import study_init_weights
 from fer_pipeline.studies.imbalance import run_seed
 
 STAGE = "imbalance_study"
@@ -17,5 +18,6 @@ def item(args, params: dict) -> str:
 
 def run(job) -> None:
     out_dir = Path(job.inst.outs[0])
-    run_seed(job.params, job.args.seed, job.inst.deps[0], out_dir, job.work_dir(), job.tracker)
+    run_seed(job.params, job.args.seed, job.inst.deps[0], out_dir, job.work_dir(), job.tracker,
+             init_weights=study_init_weights(job.params, "imbalance"))
     job.tracker.log_artifact(str(out_dir / "results.json"))

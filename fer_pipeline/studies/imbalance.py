@@ -114,6 +114,7 @@ class SeedStudy:
     out_dir: Path
     work_dir: Path
     mlflow: object = None
+    init_weights: str | None = None   # imbalance.init's file (fr_pretrained); None: seeded random weights
 
     @property
     def imbalance(self) -> dict:
@@ -177,14 +178,19 @@ class SeedStudy:
     def train(self, run: StudyRun, run_dir: Path) -> None:
         from fer_pipeline.train.supervised import train_supervised
 
-        start = self.model_path(run.start) if run.start else None
-        if start is not None and not start.exists():
+        start = self.model_path(run.start) if run.start else self.initial_weights(run)
+        if run.start and not start.exists():
             raise FileNotFoundError(f"{run.name} starts from {start}, which is gone: delete "
                                     f"{self.work_dir / run.start / 'results.json'} to retrain {run.start}")
         if not phase_done(run_dir):
             train_supervised(self.train_cfg(run), self.dataset_dir, run_dir, run_dir / "ckpt",
                              PrefixedTracker(self.mlflow, run.name), subset_index=self.subset_index(run.factor),
                              init_weights=start)
+
+    def initial_weights(self, run: StudyRun) -> str | None:
+        """imbalance.init's backbone for networks of its arch; an ensemble member of another
+        arch has no pretrained weights here and starts from seeded random ones."""
+        return self.init_weights if run.arch == self.imbalance["arch"] else None
 
     @cached_property
     def test_set(self):
@@ -246,9 +252,10 @@ class SeedStudy:
 
 
 def run_seed(params: dict, seed: int, dataset_dir: str, out_dir: str | Path, work_dir: str | Path,
-             mlflow=None) -> dict:
-    """Every run of one seed, in plan order; writes `<out_dir>/results.json`."""
-    study = SeedStudy(params, seed, dataset_dir, Path(out_dir), Path(work_dir), mlflow)
+             mlflow=None, init_weights: str | None = None) -> dict:
+    """Every run of one seed, in plan order; writes `<out_dir>/results.json`.
+    `init_weights` is imbalance.init's file (None: every network from seeded random weights)."""
+    study = SeedStudy(params, seed, dataset_dir, Path(out_dir), Path(work_dir), mlflow, init_weights)
     runs = study_runs(params["imbalance"])
     results, histories, seconds = {}, {}, {}
     for i, run in enumerate(runs):
@@ -259,7 +266,7 @@ def run_seed(params: dict, seed: int, dataset_dir: str, out_dir: str | Path, wor
         results[run.name], histories[run.name], seconds[run.name] = done["results"], done["history"], done["seconds"]
         if mlflow is not None:
             mlflow.log_metrics({f"{run.name}.{k}": v for k, v in done["results"].items() if isinstance(v, float)})
-    summary = {"seed": seed, "arch": params["imbalance"]["arch"],
+    summary = {"seed": seed, "arch": params["imbalance"]["arch"], "init": params["imbalance"]["init"],
                "subsets": {factor_name(f): study.subset_info(f) for f in params["imbalance"]["factors"]},
                "results": results, "histories": histories, "seconds": seconds}
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -15,23 +15,24 @@ IMBALANCE_TABLE, IMBALANCE_JSON = "table3.md", "tables.json"
 IMBALANCE_HEADLINE, IMBALANCE_PLOT = "headline.json", "table3.png"
 
 
-def study_init_source(params: dict) -> str | None:
-    """The input the study's networks start from (`spatial.init`): train.pretrain_fr's
-    output folder for fr_pretrained, None for seeded random weights (scratch)."""
-    spatial = params["spatial"]
-    if spatial["init"] == "scratch":
+def study_init_source(params: dict, section: str = "spatial") -> str | None:
+    """The input a study's networks start from (`<section>.init`, section spatial or
+    imbalance): train.pretrain_fr's output folder for fr_pretrained, None for seeded
+    random weights (scratch)."""
+    study = params[section]
+    if study["init"] == "scratch":
         return None
     fr = params["train"]["pretrain_fr"]
-    if spatial["arch"] != fr["arch"]:
-        raise ValueError(f"spatial.init is fr_pretrained, but spatial.arch {spatial['arch']!r} is not "
-                         f"train.pretrain_fr.arch {fr['arch']!r}: the backbone would not fit. Set spatial.arch "
-                         f"to {fr['arch']!r}, or spatial.init to scratch")
+    if study["arch"] != fr["arch"]:
+        raise ValueError(f"{section}.init is fr_pretrained, but {section}.arch {study['arch']!r} is not "
+                         f"train.pretrain_fr.arch {fr['arch']!r}: the backbone would not fit. Set {section}.arch "
+                         f"to {fr['arch']!r}, or {section}.init to scratch")
     return fr["out_dir"]
 
 
-def study_init_weights(params: dict) -> str | None:
-    """The weights file `spatial.init` names (None: seeded random weights)."""
-    source = study_init_source(params)
+def study_init_weights(params: dict, section: str = "spatial") -> str | None:
+    """The weights file `<section>.init` names (None: seeded random weights)."""
+    source = study_init_source(params, section)
     return None if source is None else f"{source}/{PRODUCED_INITS['fr_pretrained'][1]}"
 
 
@@ -82,7 +83,8 @@ def imbalance_stages(params: dict) -> list[Stage]:
         Stage(
             name="imbalance_study",
             cmd="fer imbalance-study --seed {seed} --log-file {log}",
-            deps=(prepared(params, params["train"]["supervised"]["dataset"]),),
+            deps=tuple(path for path in (prepared(params, params["train"]["supervised"]["dataset"]),
+                                         study_init_source(params, "imbalance")) if path),
             outs=(seed_dir,),
             params=("imbalance", "train.supervised", "evaluate.batch_size"),
             log="logs/imbalance/seed{seed}.log",
