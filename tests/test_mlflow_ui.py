@@ -25,6 +25,10 @@ import yaml
 
 from conftest import BIN, tiny_params
 
+# Minutes on a loaded 2-core machine (real stages, an MLflow server, a browser): with the
+# DAG runs (`make test` runs it; `make test-fast` skips it).
+pytestmark = pytest.mark.integration
+
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 PIPELINE = "ui-test-pipeline"
 # MLflow 3.17's left-hand switch (GenAI / Model training) decides where an experiment
