@@ -49,6 +49,7 @@ test-fast: $(STAMP)
 
 ## browse the MLflow runs at http://127.0.0.1:5000
 ui: $(STAMP)
+	@echo "runs: http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning (or pick 'Model training' at the top left)"
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 ## picture of the DAG (needs graphviz's `dot`)

@@ -135,4 +135,5 @@ def mlflow_runs(proj):
     experiments = client.search_experiments()
     assert [e.name for e in experiments if e.name != "Default"] == ["fer-pipeline"]
     exp = next(e for e in experiments if e.name == "fer-pipeline")
-    return client.search_runs([exp.experiment_id], max_results=1000)
+    # The jobs' runs, not the parent run each invocation groups them under (dag/tracking.py).
+    return client.search_runs([exp.experiment_id], filter_string="tags.kind = 'job'", max_results=1000)

@@ -65,8 +65,13 @@ def test_fer_report_logs_its_params_tags_and_artifacts(tmp_path):
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("tracking-test")
-    [run] = client.search_runs([experiment.experiment_id])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    [run] = client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'job'")
     assert run.info.status == "FINISHED"
+    # The invocation's parent run: the job sits under it, and it ended when the job did.
+    [parent] = client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'pipeline'")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.tags["pipeline_id"] == "pipeline-under-test" and parent.info.status == "FINISHED"
     assert run.data.params == {k: str(v) for k, v in flatten(params["report"], "report.").items()}
     assert run.data.params["report.out_dir"] == "out/report"
     tags = run.data.tags
@@ -149,7 +154,8 @@ def _runs():
 
     client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
     experiment = client.get_experiment_by_name("resume-test")
-    return client, experiment.experiment_id, client.search_runs([experiment.experiment_id])
+    return client, experiment.experiment_id, client.search_runs([experiment.experiment_id],
+                                                                 filter_string="tags.kind = 'job'")
 
 
 def test_a_resumed_job_continues_its_run_at_the_step_it_stopped(resume_project, tmp_path):

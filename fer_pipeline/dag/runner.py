@@ -5,7 +5,9 @@ its stamp.
 A stage's module (`fer_pipeline/jobs/<command>.py`) declares `STAGE` (its name in the
 stage list), optionally `item(args, params)` (which job of a scattered stage) and
 `RESUME_FLAG` (the params key saying whether it resumes from the checkpoint in its work
-folder: then a resumed job continues its MLflow run), and `run(job)`, which does the
+folder: then a resumed job continues its MLflow run), optionally `SPLITS` (the splits of
+its prepared datasets it reads, logged as the run's dataset inputs; default: all), and
+`run(job)`, which does the
 science and returns what the stamp should record. It reads
 its paths from `job.inst` (the stage list), never re-derives them.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +42,7 @@ class Job:
     inst: StageInstance
     tracker: Any
     inputs: dict[str, str]
+    logged_models: dict[str, dict] = field(default_factory=dict)  # name -> what the stamp records
 
     @property
     def is_main_process(self) -> bool:
@@ -54,6 +57,13 @@ class Job:
     def data_versions(self) -> dict[str, str]:
         """Input versions by name (the tags runs are compared by)."""
         return version_names(self.params, self.inputs)
+
+    def log_bundle(self, model_dir: str | Path, bundle: str = "model.pt", name: str = "model") -> None:
+        """The trained network in `model_dir` as the run's logged model `name`."""
+        from fer_pipeline.dag.tracked_models import log_bundle
+
+        if self.tracker is not None:
+            self.logged_models[name] = log_bundle(self.tracker, model_dir, bundle, name)
 
     def log_artifacts(self, folder: str | Path, names: tuple[str, ...] | None = None,
                       suffixes: tuple[str, ...] = (".md", ".json", ".png", ".csv")) -> None:
@@ -115,6 +125,7 @@ def run_stage(module: ModuleType, params: dict, args) -> None:
 
 
 def _run_job(module: ModuleType, params: dict, args, inst: StageInstance) -> None:
+    from fer_pipeline.dag.tracked_data import log_datasets
     from fer_pipeline.dag.tracking import stage_run
 
     check_inputs(params, inst)
@@ -127,5 +138,8 @@ def _run_job(module: ModuleType, params: dict, args, inst: StageInstance) -> Non
         module.run(Job(params, args, inst, None, inputs))
         return
     with stage_run(params, inst, version_names(params, inputs), resume_dir(module, params, inst)) as mlflow:
-        record = module.run(Job(params, args, inst, mlflow, inputs)) or {}
-    write_stamp(params, inst, {"inputs": inputs, **record})
+        log_datasets(mlflow, params, inputs, getattr(module, "SPLITS", None))
+        job = Job(params, args, inst, mlflow, inputs)
+        record = module.run(job) or {}
+        tracked = {"run_id": mlflow.active_run().info.run_id, "models": job.logged_models}
+    write_stamp(params, inst, {"inputs": inputs, "mlflow": tracked, **record})

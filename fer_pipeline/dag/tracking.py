@@ -4,6 +4,8 @@ The store is `sqlite:///mlflow.db` by default (MLflow 3 deprecates the file stor
 taken from params `tracking.uri` unless MLFLOW_TRACKING_URI is set. Every run is
 tagged with its stage, the git commit, the pipeline id shared by all stages of one
 `snakemake` / `dvc repro` invocation, and the content digest of its input datasets.
+The runs of one invocation are the children of one parent run (PIPELINE_KIND), so
+MLflow's runs table shows each pipeline as one row that unfolds into its jobs.
 
 A training job killed mid-way and resumed from the checkpoint in its work folder
 continues its MLflow run rather than starting a new one: the run's id waits in the work
@@ -36,16 +38,23 @@ def tracking_uri(params: dict) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
 
 
+# MLflow 3 files an experiment without this tag under GenAI: a model-training one opens
+# on its runs (docs/dag.md, "MLflow": what the UI does with it).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def _experiment_id(mlflow, params: dict) -> str:
     name = params["tracking"]["experiment"]
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before the tag was set
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
     # Artifacts go to a folder beside the database, not the deprecated ./mlruns.
     root = Path(params["tracking"]["artifact_root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     try:
-        return mlflow.create_experiment(name, artifact_location=root.as_uri())
+        return mlflow.create_experiment(name, artifact_location=root.as_uri(), tags=dict([EXPERIMENT_KIND]))
     except Exception:  # created concurrently by a parallel job
         found = mlflow.get_experiment_by_name(name)
         if found is None:
@@ -73,7 +82,12 @@ def _store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///"):
         yield
         return
-    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    with _file_lock(Path(uri.removeprefix("sqlite:///") + ".lock")):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(lock: Path) -> Iterator[None]:
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -81,6 +95,56 @@ def _store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+PIPELINE_KIND = ("kind", "pipeline")  # the tag of a pipeline's parent run (its jobs' runs: kind = job)
+PIPELINE_LOCK_DIR = Path(".fer/locks")
+
+
+def _pipeline_run(mlflow, experiment_id: str, tags: dict) -> str:
+    """The id of this invocation's parent run, made by the first of its jobs to ask.
+
+    Parallel jobs ask at the same moment: a lock file per pipeline id (in the project,
+    so every job of a local or shared-filesystem run sees it) lets one create it while
+    the others wait, then find it. Should two parents exist all the same (jobs on hosts
+    that share no lock), every job picks the oldest, so later jobs still agree."""
+    client = mlflow.MlflowClient()
+    query = f"tags.pipeline_id = '{tags['pipeline_id']}' and tags.{PIPELINE_KIND[0]} = '{PIPELINE_KIND[1]}'"
+
+    def oldest():
+        found = client.search_runs([experiment_id], filter_string=query, max_results=50)
+        return min(found, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id if found else None
+
+    with _file_lock(PIPELINE_LOCK_DIR / f"pipeline-{tags['pipeline_id']}.lock"):
+        if (run_id := oldest()) is not None:
+            return run_id
+        keep = ("pipeline_id", "git_commit", "demo_data")
+        client.create_run(experiment_id, run_name=f"pipeline {tags['pipeline_id']}",
+                          tags={**{k: tags[k] for k in keep}, PIPELINE_KIND[0]: PIPELINE_KIND[1]})
+        return oldest()
+
+
+@contextlib.contextmanager
+def _pipeline_status(mlflow, run_id: str) -> Iterator[None]:
+    """The parent run's status follows its jobs: RUNNING while one runs, FINISHED when
+    one ends (its end time then the last job's), FAILED for good once one fails."""
+    client = mlflow.MlflowClient()
+
+    def mark(status: str) -> None:
+        if client.get_run(run_id).info.status == "FAILED":
+            return
+        if status == "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        else:
+            client.set_terminated(run_id, status=status)
+
+    mark("RUNNING")
+    try:
+        yield
+    except BaseException:
+        mark("FAILED")
+        raise
+    mark("FINISHED")
 
 
 RUN_ID_FILE = "mlflow_run_id"  # in a job's work folder while the job is unfinished
@@ -155,10 +219,13 @@ def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] |
     for dataset, version in (data_versions or {}).items():
         tags[f"data_version.{dataset}"] = version
     tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
+    parent = _with_retries(lambda: _pipeline_run(mlflow, experiment_id, tags))
+    # As a tag, not start_run's parent_run_id: a continued run moves to this invocation too.
+    tags.update({PIPELINE_KIND[0]: "job", "mlflow.parentRunId": parent})
     previous = run_to_continue(mlflow, work_dir, experiment_id, tags["host"])
     _close_killed_runs(mlflow, experiment_id, inst.name, tags["host"], keep=previous)
     where = {"run_id": previous} if previous else {"experiment_id": experiment_id}
-    with mlflow.start_run(**where, run_name=inst.name, tags=tags) as run:
+    with _pipeline_status(mlflow, parent), mlflow.start_run(**where, run_name=inst.name, tags=tags) as run:
         if work_dir is not None:
             work_dir.mkdir(parents=True, exist_ok=True)
             write_text(work_dir / RUN_ID_FILE, run.info.run_id)

@@ -9,6 +9,7 @@ from fer_pipeline.train.supervised import train_supervised
 
 STAGE = "finetune"
 RESUME_FLAG = "train.supervised.resume"  # finetune_config takes `resume` from the supervised recipe
+SPLITS = ("train",)
 
 
 def item(args, params: dict) -> str:
@@ -29,4 +30,5 @@ def run(job) -> dict:
     result = train_supervised(cfg, dataset_dir, out_dir, job.work_dir(), tracker=job.tracker,
                               subset_index=index, init_weights=f"{start_dir}/model.pt")
     job.log_artifacts(out_dir, ("history.json", "finetune_index.json"))
+    job.log_bundle(out_dir)
     return {"result": result}

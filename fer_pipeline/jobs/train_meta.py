@@ -6,6 +6,7 @@ from fer_pipeline.meta.train import train_meta
 
 STAGE = "train_meta"
 RESUME_FLAG = "train.meta.resume"  # resumed from job.work_dir(): continues its MLflow run
+SPLITS = ("train", "unlabeled")  # the labelled set's train split, the FR pool
 
 
 def run(job) -> dict | None:
@@ -17,4 +18,5 @@ def run(job) -> dict | None:
     if not job.is_main_process:  # a non-zero torchrun rank: rank 0 writes and tracks
         return None
     job.log_artifacts(cfg["out_dir"], ("history.json", "smp_index.json", "cover_examples.png"))
+    job.log_bundle(cfg["out_dir"])  # the student
     return {"result": result}
