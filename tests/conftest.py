@@ -136,3 +136,16 @@ def mlflow_runs(proj):
     assert [e.name for e in experiments if e.name != "Default"] == ["fer-pipeline"]
     exp = next(e for e in experiments if e.name == "fer-pipeline")
     return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The fault suite's table (tests/faults/fault_table.py), here too: the xdist
+    controller loads this conftest but not tests/faults/conftest.py."""
+    import importlib.util
+
+    module = sys.modules.get("fault_table")  # imported by tests/faults/conftest.py when this process collected it
+    if module is None:
+        spec = importlib.util.spec_from_file_location("fault_table", REPO / "tests" / "faults" / "fault_table.py")
+        module = sys.modules["fault_table"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    module.print_table(terminalreporter, config)
