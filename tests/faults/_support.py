@@ -29,8 +29,8 @@ def _root_conftest():
 
 
 _root = _root_conftest()
-REPO, tiny_params, tool_env, run, make_project_copy = (_root.REPO, _root.tiny_params, _root.tool_env, _root.run,
-                                                       _root.make_project_copy)
+REPO, BIN_DIR, tiny_params, tool_env, run, make_project_copy = (
+    _root.REPO, _root.BIN, _root.tiny_params, _root.tool_env, _root.run, _root.make_project_copy)
 
 
 def fault_params() -> dict:
