@@ -205,6 +205,17 @@ def test_a_duplicate_label_line_is_rejected_not_trained_twice(tmp_path, fault):
     rows = pq.read_table(tmp_path / "out" / manifest["shards"][0]).to_pylist()
     assert [r["label"] for r in rows if r["source"].endswith("train_00002_aligned.jpg")] == ["disgust"], \
         "the first line's label (RAF-DB 3 = disgust, not the repeat's 2 = fear) is the one kept"
+    # AffectNet: a valid row repeating an image of the same CSV.
+    an = tmp_path / "affectnet"
+    (an / "Manually_Annotated_Images/1").mkdir(parents=True)
+    (an / "Manually_Annotated_Images/1/a.jpg").write_bytes(jpeg(3, size=64))
+    marks = ";".join(f"{10 + (k % 40)}.5" for k in range(136))
+    (an / "training.csv").write_text("".join(f"1/a.jpg,0,0,64,64,{marks},{code},0.1,0.2\n" for code in (1, 1, 2)))
+    from fer_pipeline.data.io.affectnet import read_affectnet_manual
+
+    items = list(read_affectnet_manual(an))
+    assert [getattr(i, "reason", "record") for i in items] == ["record", "duplicate_entry", "duplicate_entry"]
+    fault.lost += 3 - len(items)
     assert fault.lost == 0
 
 

@@ -145,21 +145,24 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
 
 def _read_csv(root: Path, csv_path: Path, rows: list, split: str, part: Partition, images_rel: str,
               options: ReadOptions, seen: dict[str, str]) -> Iterator[RawRecord | Reject]:
+    """The CSV's rows as records or rejects; `seen`: image path -> where a valid row of
+    this CSV first listed it (a repeat is a duplicate_entry reject)."""
     csv_rel = relative_to(csv_path, root)
     for line_num, fields in rows:
         where = f"{csv_rel}:{line_num}"
         if not part.owns(fields[0]):  # keyed by subDirectory_filePath
             continue
-        key = os.path.normpath(fields[0].strip())
-        if key in seen:
-            # The same image twice would train twice (or with two labels): the first row counts.
-            yield Reject(where, split, "duplicate_entry", f"{fields[0]!r} is listed at {seen[key]} already")
-            continue
-        seen[key] = where
         try:
-            yield _record(root, fields, split, images_rel, options.follow_symlinks)
+            record = _record(root, fields, split, images_rel, options.follow_symlinks)
         except _RowError as exc:
             yield Reject(where, split, exc.reason, str(exc))
+            continue
+        if isinstance(record, RawRecord) and record.source in seen:
+            # The same image twice would train twice (or with two labels): the first valid row counts.
+            yield Reject(where, split, "duplicate_entry", f"{fields[0]!r} is listed at {seen[record.source]} already")
+            continue
+        seen.setdefault(record.source, where)
+        yield record
 
 
 def _in_root(root: Path, relative: str) -> Path | None:
@@ -267,7 +270,6 @@ def read_affectnet_manual(root: str | Path, part: Partition = WHOLE, options: Re
         report.listed += len(rows[split])
     referenced = {os.path.normpath(fields[0].strip()) for split_rows in rows.values() for _, fields in split_rows}
     _account_for_images(base, root, images_rel, referenced, options, report)
-    seen: dict[str, str] = {}  # image path -> where it was first listed (across both CSVs)
     for csv_name, split in SPLIT_FILES:
         if split in csvs:
-            yield from _read_csv(base, csvs[split], rows[split], split, part, images_rel, options, seen)
+            yield from _read_csv(base, csvs[split], rows[split], split, part, images_rel, options, seen={})

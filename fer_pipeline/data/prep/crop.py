@@ -24,12 +24,13 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def truncated(data: bytes) -> bool:
-    """A JPEG with no end-of-image marker after its last scan, or a PNG without its IEND
-    chunk: a cut-off copy, which the decoder would fill with grey instead of refusing.
-    (Neither marker can occur inside JPEG scan data; bytes after the end are allowed.)"""
+    """A JPEG whose last scan has no end-of-image marker after it, or a PNG without its
+    IEND chunk: a cut-off copy, which the decoder would fill with grey instead of
+    refusing. (Neither marker can occur inside JPEG scan data; bytes after the end are
+    allowed. A JPEG cut before its first scan does not decode: corrupt_image.)"""
     if data[:2] == _JPEG_SOI:
         sos = data.rfind(_JPEG_SOS)
-        return sos < 0 or data.find(_JPEG_EOI, sos) < 0
+        return sos >= 0 and data.find(_JPEG_EOI, sos) < 0
     if data[:8] == _PNG_SIGNATURE:
         return data.rfind(b"IEND") < 0
     return False
