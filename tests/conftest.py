@@ -143,9 +143,10 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     controller loads this conftest but not tests/faults/conftest.py."""
     import importlib.util
 
-    module = sys.modules.get("fault_table")  # imported by tests/faults/conftest.py when this process collected it
+    name = "faults.fault_table"  # imported by tests/faults/conftest.py when this process collected it
+    module = sys.modules.get(name)
     if module is None:
-        spec = importlib.util.spec_from_file_location("fault_table", REPO / "tests" / "faults" / "fault_table.py")
-        module = sys.modules["fault_table"] = importlib.util.module_from_spec(spec)
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "faults" / "fault_table.py")
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     module.print_table(terminalreporter, config)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import json
 import os
 import sqlite3
@@ -14,23 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import BIN as BIN_DIR, make_project_copy, run, tiny_params, tool_env  # tests/conftest.py
+
 HERE = Path(__file__).resolve().parent
 INJECT = HERE / "_inject.py"
 SEED = 17  # the kill points are drawn from random.Random(f"{SEED}-<job>"): random, but the same every run
-
-
-def _root_conftest():
-    # tests/conftest.py under its own name: `import conftest` here would find this
-    # folder's conftest.py, which pytest imports under the same module name.
-    spec = importlib.util.spec_from_file_location("fer_tests_root_conftest", HERE.parent / "conftest.py")
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-REPO, BIN_DIR, tiny_params, tool_env, run, make_project_copy = (
-    _root.REPO, _root.BIN, _root.tiny_params, _root.tool_env, _root.run, _root.make_project_copy)
 
 
 def fault_params() -> dict:

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from fault_table import FaultRow, print_table, to_property
+from .fault_table import FaultRow, print_table, to_property
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def base(tmp_path_factory):
     """The tiny project with every job run once (read-only: tests work on copies)."""
-    from _support import shared_base
+    from ._support import shared_base
 
     return shared_base(tmp_path_factory, os.environ.get("PYTEST_XDIST_WORKER"))
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from _support import BIN_DIR, copy_project, fer_wrapper_dir, mlflow_runs, sqlite_ok, tool_env
+from ._support import BIN_DIR, copy_project, fer_wrapper_dir, mlflow_runs, sqlite_ok, tool_env
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from _support import copy_project, mlflow_runs, temp_litter, tool_env
+from ._support import copy_project, mlflow_runs, temp_litter, tool_env
 from fer_pipeline.data.prep.prepare import PrepareError, prepare_dataset
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from _support import tiny_params, tool_env
+from ._support import tiny_params, tool_env
 
 from fer_pipeline.common.atomic import remove_dead_temps
 from fer_pipeline.dag.fingerprint import tree_fingerprint

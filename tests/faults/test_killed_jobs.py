@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from _support import SEED, copy_project, fer_injected, mlflow_runs, run, temp_litter
+from ._support import SEED, copy_project, fer_injected, mlflow_runs, run, temp_litter
 
 
 def _rows(folder: Path, pattern: str) -> list[dict]:
