@@ -1,6 +1,11 @@
 """The fault suite (issue 17, item 6): each test injects one fault at the smallest size
 and asserts the specified outcome; each records a row of the table printed at the end
-(fault_table.py): fault, injected, handled as specified (the test passed), records lost."""
+(fault_table.py): fault, injected, handled as specified (the test passed), records lost.
+
+Files in collection order alternate between tests that need the session's base project
+(test_concurrent_runs, test_killed_jobs, test_truncated_and_full_disk) and tests that do
+not (test_data_faults, test_fault_units), so under `-n 2 --dist loadfile` one worker
+builds the base while the other runs the in-process faults."""
 
 from __future__ import annotations
 
