@@ -137,3 +137,17 @@ def mlflow_runs(proj):
     exp = next(e for e in experiments if e.name == "fer-pipeline")
     # The jobs' runs, not the parent run each invocation groups them under (dag/tracking.py).
     return client.search_runs([exp.experiment_id], filter_string="tags.kind = 'job'", max_results=1000)
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The fault suite's table (tests/faults/fault_table.py), here too: the xdist
+    controller loads this conftest but not tests/faults/conftest.py."""
+    import importlib.util
+
+    name = "faults.fault_table"  # imported by tests/faults/conftest.py when this process collected it
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "faults" / "fault_table.py")
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    module.print_table(terminalreporter, config)

@@ -93,6 +93,7 @@ def affectnet_root(tmp_path):
     photo, pts = photo_with_face()
     good = lm_text(pts)
     (images / "101/face.jpg").write_bytes(jpeg(photo))
+    (images / "101/flat.jpg").write_bytes(jpeg(photo))  # its own file: a repeat of face.jpg is a duplicate_entry
     photo2, pts2 = photo_with_face(-10.0, 0.9, (60.0, 70.0))
     (images / "102/other.png").write_bytes(cv2.imencode(".png", photo2)[1].tobytes())
     (images / "101/corrupt.jpg").write_bytes(b"\xff\xd8 not a jpeg at all")
@@ -105,7 +106,7 @@ def affectnet_root(tmp_path):
         affectnet_row("101/face.jpg", 0, lm_text(np.arange(10))),        # 10 numbers, not 136
         affectnet_row("101/absent.jpg", 2, good),                        # missing image
         affectnet_row("101/corrupt.jpg", 3, good),                       # corrupt image
-        affectnet_row("101/face.jpg", 4, lm_text(np.full(136, 50.0))),   # degenerate: all points equal
+        affectnet_row("101/flat.jpg", 4, lm_text(np.full(136, 50.0))),   # degenerate: all points equal
         ["101/face.jpg", "10", "20", good, "1"],                         # wrong column count
         affectnet_row("101/face.jpg", 1, good, box=("ten", "20", "150", "150")),  # non-numeric
         affectnet_row("101/face.jpg", 12, good),                         # unknown code
@@ -141,7 +142,7 @@ def test_affectnet_prepare_aligns_and_ledgers_every_row(affectnet_root, tmp_path
     assert by_source["training.csv:7"]["reason"] == "bad_landmarks"
     assert by_source["Manually_Annotated_Images/101/absent.jpg"]["reason"] == "missing_file"
     assert by_source["Manually_Annotated_Images/101/corrupt.jpg"]["reason"] == "corrupt_image"
-    assert by_source["Manually_Annotated_Images/101/face.jpg"]["reason"] == "bad_landmarks"  # degenerate
+    assert by_source["Manually_Annotated_Images/101/flat.jpg"]["reason"] == "bad_landmarks"  # degenerate
     assert by_source["training.csv:11"]["reason"] == "malformed_line"
     assert by_source["training.csv:12"]["reason"] == "malformed_line"
     assert by_source["training.csv:13"]["reason"] == "unknown_label"

@@ -15,13 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import v2
 
 from fer_pipeline.common.labels import ClassSet
-from fer_pipeline.data.prep.shards import shard_paths
+from fer_pipeline.data.prep.shards import read_parquet, shard_paths
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ STD = (0.229, 0.224, 0.225)
 
 def read_split(dataset_dir: str | Path, split: str, columns=("image", "label", "split", "source")) -> pa.Table:
     """One split of a prepared dataset, all shards concatenated in shard order."""
-    tables = [pq.read_table(p, columns=list(columns), filters=[("split", "=", split)]) for p in shard_paths(dataset_dir)]
+    tables = [read_parquet(p, columns=list(columns), filters=[("split", "=", split)]) for p in shard_paths(dataset_dir)]
     table = pa.concat_tables(tables)
     if table.num_rows == 0:
         raise ValueError(f"{dataset_dir}: split {split!r} has no rows")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from fer_pipeline.data.prep.shards import read_parquet
 from fer_pipeline.temporal.windows import VideoFeatures
 
 
@@ -29,7 +29,7 @@ def read_videos(features_dir: str | Path, split: str) -> list[VideoFeatures]:
     paths = sorted(Path(features_dir).glob("features-*.parquet"))
     if not paths:
         raise FileNotFoundError(f"no features-*.parquet in {features_dir}: run `fer extract-features` first")
-    table = pa.concat_tables(pq.read_table(p, filters=[("split", "=", split)]) for p in paths)
+    table = pa.concat_tables(read_parquet(p, filters=[("split", "=", split)]) for p in paths)
     if table.num_rows == 0:
         raise ValueError(f"{features_dir}: split {split!r} has no frames")
     videos = np.asarray(table.column("video").to_pylist())

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.common.atomic import atomic_path, building_dir, write_json
-from fer_pipeline.data.prep.shards import shard_paths
+from fer_pipeline.data.prep.shards import corrupt, read_parquet, shard_paths
 from fer_pipeline.temporal.feature_table import feature_schema
 from fer_pipeline.data.datasets import build_transform, decode_rgb
 from fer_pipeline.train.device import autocast, pick_device
@@ -61,8 +61,11 @@ def _embed_shard(embedder: FrameEmbedder, shard: Path, out: Path, class_set: Cla
     counts: Counter = Counter()
     schema = feature_schema(embedder.dim)
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        batches = pq.ParquetFile(shard).iter_batches(batch_size, columns=["image", "label", "split", "source",
-                                                                           "video", "frame"])
+        try:
+            source = pq.ParquetFile(shard)
+        except (pa.ArrowException, OSError) as exc:
+            raise corrupt(shard, exc) from None
+        batches = source.iter_batches(batch_size, columns=["image", "label", "split", "source", "video", "frame"])
         for batch in tqdm(batches, desc=f"features {shard.name}", unit="batch", mininterval=5.0):
             rows = batch.to_pydict()
             if any(v is None for v in rows["video"]) or any(f is None for f in rows["frame"]):
@@ -103,7 +106,7 @@ def extract_features(student_dir: str | Path, dataset_dir: str | Path, out_dir: 
         for name in names:
             shutil.copy2(work / name, tmp / name)
             digest.update((tmp / name).read_bytes())
-            per_split.update(pq.read_table(tmp / name, columns=["split"]).column("split").to_pylist())
+            per_split.update(read_parquet(tmp / name, columns=["split"]).column("split").to_pylist())
         stamp = Path(student_dir) / "_stage.json"
         student = json.loads(stamp.read_text(encoding="utf-8")) if stamp.exists() else {}
         manifest = {

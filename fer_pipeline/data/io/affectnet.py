@@ -144,16 +144,25 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def _read_csv(root: Path, csv_path: Path, rows: list, split: str, part: Partition, images_rel: str,
-              options: ReadOptions) -> Iterator[RawRecord | Reject]:
+              options: ReadOptions, seen: dict[str, str]) -> Iterator[RawRecord | Reject]:
+    """The CSV's rows as records or rejects; `seen`: image path -> where a valid row of
+    this CSV first listed it (a repeat is a duplicate_entry reject)."""
     csv_rel = relative_to(csv_path, root)
     for line_num, fields in rows:
         where = f"{csv_rel}:{line_num}"
         if not part.owns(fields[0]):  # keyed by subDirectory_filePath
             continue
         try:
-            yield _record(root, fields, split, images_rel, options.follow_symlinks)
+            record = _record(root, fields, split, images_rel, options.follow_symlinks)
         except _RowError as exc:
             yield Reject(where, split, exc.reason, str(exc))
+            continue
+        if isinstance(record, RawRecord) and record.source in seen:
+            # The same image twice would train twice (or with two labels): the first valid row counts.
+            yield Reject(where, split, "duplicate_entry", f"{fields[0]!r} is listed at {seen[record.source]} already")
+            continue
+        seen.setdefault(record.source, where)
+        yield record
 
 
 def _in_root(root: Path, relative: str) -> Path | None:
@@ -263,4 +272,4 @@ def read_affectnet_manual(root: str | Path, part: Partition = WHOLE, options: Re
     _account_for_images(base, root, images_rel, referenced, options, report)
     for csv_name, split in SPLIT_FILES:
         if split in csvs:
-            yield from _read_csv(base, csvs[split], rows[split], split, part, images_rel, options)
+            yield from _read_csv(base, csvs[split], rows[split], split, part, images_rel, options, seen={})

@@ -80,7 +80,7 @@ def _other_files(video_dir: Path, root: Path, options: ReadOptions, report: Repo
 
 
 def _label_lines(path: Path) -> tuple[str, list[str]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a BOM (Windows editors) is not the header's
     while lines and not lines[-1].strip():  # a trailing newline labels no frame
         lines.pop()
     return (lines[0] if lines else ""), lines[1:]

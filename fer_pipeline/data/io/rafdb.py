@@ -151,16 +151,22 @@ def read_rafdb_basic(root: str | Path, original: bool = False, part: Partition =
     base = layout.base
     list_rel = relative_to(layout.list_path, base)
     images_rel = relative_to(layout.images, base)
-    with open(layout.list_path, encoding="utf-8") as fh:
+    with open(layout.list_path, encoding="utf-8-sig") as fh:  # -sig: a BOM is not part of the first name
         lines = [(lineno, line) for lineno, line in enumerate(fh, 1) if line.strip()]
     report.listed += len(lines)
     referenced = {(name if original else aligned_name(name)) for name in (line.split()[0] for _, line in lines)}
     _account_for_images(layout, root, referenced, options, report)
+    first_line: dict[str, int] = {}
     for lineno, line in lines:
         where = f"{list_rel}:{lineno}"
         fields = line.split()
         if not part.owns(fields[0]):  # keyed by image name: stable when lines are added
             continue
+        if fields[0] in first_line:
+            # The same image twice would train twice (or with two labels): the first line counts.
+            yield Reject(where, None, "duplicate_entry", f"{fields[0]!r} is listed on line {first_line[fields[0]]} already")
+            continue
+        first_line[fields[0]] = lineno
         if len(fields) != 2:
             yield Reject(where, None, "malformed_line", f"expected '<image> <label>', got {line.rstrip()!r}")
             continue

@@ -16,8 +16,35 @@ class CropError(ValueError):
         self.reason = reason
 
 
+# OpenCV logs each undecodable buffer on stderr although prepare rejects it with a reason.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+_JPEG_SOI, _JPEG_SOS, _JPEG_EOI = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def truncated(data: bytes) -> bool:
+    """A JPEG whose last scan has no end-of-image marker after it, or a PNG without its
+    IEND chunk: a cut-off copy, which the decoder would fill with grey instead of
+    refusing. (Neither marker can occur inside JPEG scan data; bytes after the end are
+    allowed. A JPEG cut before its first scan does not decode: corrupt_image.)"""
+    if data[:2] == _JPEG_SOI:
+        sos = data.rfind(_JPEG_SOS)
+        return sos >= 0 and data.find(_JPEG_EOI, sos) < 0
+    if data[:8] == _PNG_SIGNATURE:
+        return data.rfind(b"IEND") < 0
+    return False
+
+
 def _decode(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if len(data) == 0:
+        raise CropError("empty_file", "the image file has 0 bytes")
+    if truncated(data):
+        raise CropError("truncated_image", "the image ends before its end marker (a cut-off copy)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV asserts on some malformed headers instead of returning None
+        raise CropError("corrupt_image", f"OpenCV could not decode the image bytes ({str(exc).strip()[-120:]})") from None
     if image is None:
         raise CropError("corrupt_image", "OpenCV could not decode the image bytes")
     return image

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from fer_pipeline.common.atomic import building_dir
 from fer_pipeline.data.prep.manifest import MANIFEST, Ledger, read_manifest, write_manifest
-from fer_pipeline.data.prep.shards import REJECT_SCHEMA
+from fer_pipeline.data.prep.shards import REJECT_SCHEMA, read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def gather_parts(part_dirs: list[str | Path], out_dir: str | Path) -> dict:
                     linked = f"shard-{k:04d}-{name.removeprefix('shard-')}"
                     _link(part_dir / name, tmp / linked)
                     shards.append(linked)
-                rejects.write_table(pq.read_table(part_dir / "rejects.parquet", schema=REJECT_SCHEMA))
+                rejects.write_table(read_parquet(part_dir / "rejects.parquet", schema=REJECT_SCHEMA))
                 digest.update(f"{k}:{manifest['content_digest']}\n".encode())
                 ledger.add(manifest)
         finally:

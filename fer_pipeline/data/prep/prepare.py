@@ -7,6 +7,7 @@ with a reason code. The manifest proves it (`inputs == kept + rejected`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 from pathlib import Path
@@ -77,6 +78,19 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
     folder; the working directory when None); the manifest keeps `root` as written."""
     options = options or ReadOptions()
     root_path = resolve_root(root, base_dir)
+    try:
+        return _prepare(name, fmt, root, root_path, Path(out_dir), image_size, jpeg_quality, row_group_size,
+                        rows_per_shard, part, workers, options)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC and "No space left on device" not in str(exc):  # pyarrow sets no errno
+            raise
+        raise PrepareError(f"{name} ({part}): no space left on the device holding {Path(out_dir).resolve()} "
+                           f"({exc}); the partial output was removed. Free space (or set prepare.out_dir to "
+                           f"another disk) and run it again") from None
+
+
+def _prepare(name: str, fmt: str, root: str, root_path: Path, out_dir: Path, image_size: int, jpeg_quality: int,
+             row_group_size: int, rows_per_shard: int, part: Partition, workers: int, options: ReadOptions) -> dict:
     report = Report(part)
     with building_dir(out_dir) as tmp:
         writer = ShardWriter(tmp, rows_per_shard, row_group_size)

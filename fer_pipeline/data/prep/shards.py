@@ -75,6 +75,27 @@ def write_rejects(path: Path, rejects: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rejects, REJECT_SCHEMA), path)
 
 
+class CorruptShardError(ValueError):
+    """A Parquet file of a prepared dataset (or of the features) exists but cannot be read."""
+
+
+def corrupt(path: str | Path, exc: Exception) -> CorruptShardError:
+    """The error for an unreadable Parquet file: it names the file and the way out.
+    pyarrow's own message ("Parquet magic bytes not found in footer") names neither."""
+    folder = Path(path).parent
+    return CorruptShardError(f"{path} cannot be read ({str(exc).strip()[:200]}): the file is damaged (cut short by "
+                             f"a full disk or an interrupted copy?). Delete {folder} and run `snakemake` (or the "
+                             f"`fer` job that writes {folder}) to write it again")
+
+
+def read_parquet(path: str | Path, **kwargs) -> pa.Table:
+    """`pq.read_table(path, **kwargs)`; CorruptShardError naming the file when it is damaged."""
+    try:
+        return pq.read_table(path, **kwargs)
+    except (pa.ArrowException, OSError) as exc:
+        raise corrupt(path, exc) from None
+
+
 def shard_paths(dataset_dir: str | Path) -> list[Path]:
     paths = sorted(Path(dataset_dir).glob("shard-*.parquet"))
     if not paths:

@@ -1,4 +1,7 @@
-"""Faults end cleanly: a truncated checkpoint or model names the file and the way out;
+"""Fault tests at the unit level (issue 17 item 5; the rows of the fault table with
+"records lost" 0 by construction: these faults involve no dataset records).
+
+Faults end cleanly: a truncated checkpoint or model names the file and the way out;
 a killed job's temp folders are removed before its stage runs again and never count
 as data; its MLflow run is closed as KILLED by the next run of the same job; two
 processes never run the same job at once; a failed `dvc commit` says why."""
@@ -13,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import tiny_params, tool_env
+from ._support import tiny_params, tool_env
 
 from fer_pipeline.common.atomic import remove_dead_temps
 from fer_pipeline.dag.fingerprint import tree_fingerprint
@@ -27,7 +30,9 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_a_truncated_checkpoint_names_the_file_and_what_to_delete(tmp_path):
+@pytest.mark.fault("truncated checkpoint file (checkpoint.load)")
+def test_a_truncated_checkpoint_names_the_file_and_what_to_delete(tmp_path, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     path = tmp_path / "last.pt"
     checkpoint.save(path, model={"w": torch.arange(1000.0)}, step=3)
     assert checkpoint.load(path)["step"] == 3
@@ -37,13 +42,17 @@ def test_a_truncated_checkpoint_names_the_file_and_what_to_delete(tmp_path):
     assert str(path) in str(err.value) and f"rm '{path}'" in str(err.value)
 
 
-def test_a_zero_byte_model_file_is_a_clear_error_not_a_raw_traceback(tmp_path):
+@pytest.mark.fault("zero-byte model file")
+def test_a_zero_byte_model_file_is_a_clear_error_not_a_raw_traceback(tmp_path, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     (tmp_path / "model.pt").write_bytes(b"")
     with pytest.raises(checkpoint.CorruptCheckpointError, match="model.pt cannot be read"):
         load_bundle(tmp_path)
 
 
-def test_temps_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+@pytest.mark.fault("temp folders of a dead process")
+def test_temps_of_dead_processes_are_removed_and_live_ones_kept(tmp_path, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     final = tmp_path / "parts" / "0"
     final.mkdir(parents=True)
     dead, live = _dead_pid(), subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
@@ -61,7 +70,9 @@ def test_temps_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
         live.kill()
 
 
-def test_temp_names_never_count_as_data(tmp_path):
+@pytest.mark.fault("temp files inside a dependency")
+def test_temp_names_never_count_as_data(tmp_path, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     data = tmp_path / "data"
     data.mkdir()
     (data / "shard-0.parquet").write_bytes(b"rows")
@@ -74,7 +85,9 @@ def test_temp_names_never_count_as_data(tmp_path):
     assert tree_fingerprint(data, cache_dir=tmp_path / "cache3") != before
 
 
-def test_a_killed_jobs_mlflow_run_is_closed_by_the_next_run_of_that_job(tmp_path):
+@pytest.mark.fault("killed job's MLflow run left RUNNING")
+def test_a_killed_jobs_mlflow_run_is_closed_by_the_next_run_of_that_job(tmp_path, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -108,7 +121,9 @@ def _hold_lock(cwd, job: str) -> subprocess.Popen:
     return holder
 
 
-def test_a_second_process_is_refused_the_job_until_the_holder_dies(tmp_path, monkeypatch):
+@pytest.mark.fault("a second process for a running job")
+def test_a_second_process_is_refused_the_job_until_the_holder_dies(tmp_path, monkeypatch, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     from fer_pipeline.dag.joblock import JobLocked, job_lock
 
     monkeypatch.chdir(tmp_path)
@@ -129,7 +144,9 @@ def test_a_second_process_is_refused_the_job_until_the_holder_dies(tmp_path, mon
         pass
 
 
-def test_fer_refuses_to_run_a_job_another_process_runs(tmp_path):
+@pytest.mark.fault("fer started for a job another process runs")
+def test_fer_refuses_to_run_a_job_another_process_runs(tmp_path, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     holder = _hold_lock(tmp_path, "report")
     try:
@@ -144,7 +161,9 @@ def test_fer_refuses_to_run_a_job_another_process_runs(tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "mlflow.db").exists()
 
 
-def test_a_failed_dvc_commit_says_why(tmp_path, monkeypatch):
+@pytest.mark.fault("failed dvc commit after snakemake")
+def test_a_failed_dvc_commit_says_why(tmp_path, monkeypatch, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     from fer_pipeline.dag.dvc_render import dvc_commit
 
     fake = tmp_path / "bin" / "dvc"
@@ -176,11 +195,14 @@ time.sleep(60)
 """
 
 
+@pytest.mark.fault("pool parent SIGKILLed")
 @pytest.mark.parametrize("module, make, busy", [
     ("fer_pipeline.data.prep.pool", "start_pool", "running = pool.map(time.sleep, [30, 30])"),
     ("fer_pipeline.data.synth.writers", "render_pool", "running = pool.map_async(time.sleep, [30, 30], chunksize=1)"),
 ], ids=["prepare", "generate"])
-def test_pool_workers_die_when_their_parent_is_killed(module, make, busy):
+def test_pool_workers_die_when_their_parent_is_killed(module, make, busy, fault):
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
+    fault.fault = f"pool parent SIGKILLed ({module.rsplit('.', 2)[-2]} pool)"
     import psutil
 
     parent = subprocess.Popen([sys.executable, "-c", _POOL_PARENT.format(module=module, make=make, busy=busy)],
@@ -200,9 +222,11 @@ def test_pool_workers_die_when_their_parent_is_killed(module, make, busy):
                 psutil.Process(pid).kill()
 
 
-def test_a_worker_whose_parent_is_gone_exits_on_its_own():
+@pytest.mark.fault("pool worker orphaned")
+def test_a_worker_whose_parent_is_gone_exits_on_its_own(fault):
     """The second guard alone (no death signal): a parent pid that is not this
     process's parent any more ends the worker within the watch interval."""
+    fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
     script = ("import os, time\n"
               "from fer_pipeline.common import workers\n"
               "workers.watch_parent(os.getppid(), interval=0.1)\n"
