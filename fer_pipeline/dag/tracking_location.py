@@ -25,7 +25,8 @@ def project_root() -> Path:
 def store_uri(params: dict) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):  # sqlite:////abs is absolute
+    relative = uri.startswith(prefix) and not uri.startswith(prefix + "/")  # sqlite:////abs is absolute
+    if relative and project_root() != Path.cwd().resolve():
         uri = prefix + str(project_root() / uri.removeprefix(prefix))
     return uri
 
