@@ -149,7 +149,7 @@ def ensure_database(folder: Path, port: int) -> str:
     return f"postgresql://{ROLE}@127.0.0.1:{port}/{DATABASE}"
 
 
-def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 60.0) -> None:
     """Fast shutdown (SIGINT: open sessions are ended, the data is consistent); SIGQUIT,
     then SIGKILL, only if it does not finish in time."""
     for sig, wait in ((2, timeout), (3, 10.0), (9, 10.0)):

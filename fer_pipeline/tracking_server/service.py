@@ -9,6 +9,7 @@ SIGTERM) reaches `fer server` only, which stops MLflow first, then PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -72,19 +72,28 @@ def _wait_healthy(proc: subprocess.Popen, settings: Settings, log_path: Path, ti
                       f"{postgres._tail(log_path)}")
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _stop_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM to the server's process group (uvicorn's workers with it), SIGKILL if late."""
+    """SIGTERM to the server's whole process group, SIGKILL if late. The group, not the
+    `mlflow server` process: that one starts uvicorn (and its workers) as children, which
+    outlive it if it dies first."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        if proc.poll() is not None:
-            return
-        try:
+        if not _group_alive(proc.pid):
+            break
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + wait
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            proc.poll()  # reaps the leader: a zombie would keep the group alive
+            time.sleep(0.2)
+    proc.poll()
 
 
 def running_pid(folder: Path) -> int | None:
@@ -96,17 +105,23 @@ def running_pid(folder: Path) -> int | None:
     return pid if alive(pid) else None
 
 
-@contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
-    """SIGTERM (`fer server --stop`, a service manager) ends the wait like a Ctrl-C."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM (`fer server --stop`, a service manager) and a closed terminal all
+    end the wait the same way; set explicitly, as a process started in the background
+    inherits SIGINT ignored."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def serve(settings: Settings) -> None:
@@ -121,7 +136,7 @@ def serve(settings: Settings) -> None:
     db_log, mlflow_log = settings.folder / "postgres.log", settings.folder / "mlflow.log"
     db = mlflow = None
     try:
-        with _terminate_on_sigterm():
+        with _stop_on_signals():
             db = postgres.start(data, settings.db_port, db_log)
             postgres.wait_ready(db, settings.db_port, db_log)
             backend = postgres.ensure_database(settings.folder, settings.db_port)
@@ -140,14 +155,18 @@ def serve(settings: Settings) -> None:
     except KeyboardInterrupt:
         log.info("stopping MLflow, then PostgreSQL")
     finally:
+        # A second Ctrl-C must not cut the shutdown short and leave a daemon behind.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
         if mlflow is not None:
             _stop_group(mlflow)
         if db is not None:
             postgres.stop(db)
         (settings.folder / PID_FILE).unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def stop_running(folder: Path, timeout: float = 90.0) -> bool:
+def stop_running(folder: Path, timeout: float = 150.0) -> bool:
     """Ask the `fer server` serving `folder` to stop and wait until it has; False when
     none runs."""
     pid = running_pid(folder)
