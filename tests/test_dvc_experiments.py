@@ -2,17 +2,14 @@
 `dvc queue start`, then `dvc exp show` lists the experiment, and its MLflow run, in the
 project's own store (not the temporary copy DVC ran it in), is found by the experiment's
 name. The slice swept is the cheapest stage (`generate`, at the test sizes) so the
-whole queue round-trip stays within about a minute on 2 cores."""
+whole queue round-trip stays within about a minute on 2 cores (about 15 s of CPU): not
+marked `integration`, which would also put it ahead of the two DAG runs that
+tests/conftest.py starts first."""
 
 import json
 import time
 
-import pytest
-
 from conftest import make_project_copy, run, tiny_params
-
-pytestmark = pytest.mark.integration
-
 
 def _wait_for_queue(proj, name: str, timeout: float = 300.0) -> str:
     """The experiment's final state in `dvc queue status` (Success / Failed)."""

@@ -141,6 +141,9 @@ def serve(settings: Settings) -> None:
             postgres.wait_ready(db, settings.db_port, db_log)
             backend = postgres.ensure_database(settings.folder, settings.db_port)
             env = {**os.environ, "PGPASSFILE": str(postgres.passfile(settings.folder))}
+            # MLflow's job runner serves GenAI features (online scoring, trace archival) the
+            # pipeline does not use: one process less, unless the user exports it as true.
+            env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
             with open(mlflow_log, "ab") as out:
                 mlflow = subprocess.Popen(_mlflow_command(settings, backend), env=env, stdout=out,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
