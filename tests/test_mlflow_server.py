@@ -7,7 +7,6 @@ PostgreSQL that cannot start is a failure with its reason, never a skip."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
