@@ -12,14 +12,21 @@ import time
 from conftest import make_project_copy, run, tiny_params
 
 def _wait_for_queue(proj, name: str, timeout: float = 300.0) -> str:
-    """The experiment's final state in `dvc queue status` (Success / Failed)."""
+    """The experiment's final state in `dvc queue status` (Success / Failed). Polled
+    through git (the experiment's ref appears when it succeeds) and only now and then
+    through `dvc queue status`: each DVC command takes the repository's lock, which the
+    worker needs too, and a worker that cannot get it fails the experiment."""
     deadline = time.monotonic() + timeout
+    next_status = time.monotonic() + 20
     while time.monotonic() < deadline:
-        rows = [line.split() for line in run(["dvc", "queue", "status"], proj).stdout.splitlines()]
-        state = next((row[-1] for row in rows if len(row) > 1 and row[1] == name), None)
-        if state not in (None, "Queued", "Running"):
-            return state
-        time.sleep(2)
+        refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], proj).stdout.split()
+        if any(ref.endswith(f"/{name}") for ref in refs) or time.monotonic() > next_status:
+            rows = [line.split() for line in run(["dvc", "queue", "status"], proj).stdout.splitlines()]
+            state = next((row[-1] for row in rows if len(row) > 1 and row[1] == name), None)
+            if state not in (None, "Queued", "Running"):
+                return state
+            next_status = time.monotonic() + 20
+        time.sleep(1)
     raise AssertionError(f"experiment {name} still queued or running after {timeout:.0f} s")
 
 
