@@ -6,7 +6,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install system-deps run test test-fast ui dag clean
+.PHONY: install system-deps run test test-fast ui server dag clean
 
 # Debian packages the tests start for real (single-node SLURM, the team MLflow's
 # PostgreSQL, the browser check of the MLflow UI). Installed only when one is missing;
@@ -51,6 +51,11 @@ test-fast: $(STAMP)
 ui: $(STAMP)
 	@echo "runs: http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning (or pick 'Model training' at the top left)"
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+## the team's MLflow: PostgreSQL + `mlflow server` on 127.0.0.1 (params tracking.server);
+## foreground, Ctrl-C (or `fer server --stop` elsewhere) stops both. Needs Debian's postgresql.
+server: $(STAMP) system-deps
+	fer server
 
 ## picture of the DAG (needs graphviz's `dot`)
 dag: $(STAMP)

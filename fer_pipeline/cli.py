@@ -70,6 +70,10 @@ def _dvc_yaml(p):
                    help="which dvc.yaml (default: main; a study's file is rendered only when asked)")
 
 
+def _server(p):
+    p.add_argument("--stop", action="store_true", help="stop the server running for tracking.server.dir")
+
+
 def _status(p):
     p.add_argument("--all", action="store_true", help="also the optional studies' jobs")
 
@@ -102,6 +106,8 @@ COMMANDS = {
     "report-spatial": ("Face2Exp's Tables 4 and 6 over the study's seeds", None),
     "report-imbalance": ("LNSU's Table 3 shape over the imbalance study's seeds", None),
     "summary": ("print the results table and how to open MLflow", None),
+    "server": ("a team's MLflow: PostgreSQL + `mlflow server` on 127.0.0.1 (params tracking.server); "
+               "Ctrl-C or --stop stops both", _server),
     "status": ("which jobs are outdated (params, code or input data changed, here or upstream)", _status),
     "dvc-yaml": ("render dvc.yaml from the stage list (--check: fail if it drifted)", _dvc_yaml),
     "dvc-commit": ("record outputs made by Snakemake in dvc.lock", None),

@@ -70,6 +70,7 @@ def _missing(p: dict) -> dict:
         "status": ([], None, 0, ["OUTDATED"]),  # nothing ran yet: a report, not an error (see below)
         "dvc-yaml": (["--check"], None, 1, ["dvc.yaml is out of date", "fer dvc-yaml"]),
         "dvc-commit": ([], None, 0, ["no .dvc folder here"]),  # nothing to record, said so
+        "server": (["--stop"], None, 0, ["no server runs for"]),  # nothing to stop, said so
         "pretrain-fr": ([], None, 1, [f"input {prep}/{p['train']['pretrain_fr']['pools'][0]} not found",
                                       "fer gather"]),
         "subset": (["--dataset", "rafdb", "--imbalance-factor", "10"], None, 1,
@@ -87,6 +88,7 @@ BAD_KEY = {
     "report": "report.out_dir", "report-spatial": "spatial.sl_epochs", "summary": "report.out_dir",
     "imbalance-study": "imbalance.epochs", "report-imbalance": "imbalance.input_size",
     "status": "prepare.row_group_size", "dvc-yaml": "tracking.experiment", "dvc-commit": "tracking.uri",
+    "server": "tracking.server.port",
     "pretrain-fr": "train.pretrain_fr.epochs", "subset": "train.supervised.class_set",
 }
 

@@ -199,6 +199,7 @@ def output_paths(params: dict) -> dict[str, str]:
     outs["imbalance.out_dir"] = params["imbalance"]["out_dir"]
     outs["imbalance.report_dir"] = params["imbalance"]["report_dir"]
     outs["tracking.artifact_root"] = params["tracking"]["artifact_root"]
+    outs["tracking.server.dir"] = params["tracking"]["server"]["dir"]
     return outs
 
 

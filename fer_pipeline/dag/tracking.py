@@ -1,9 +1,11 @@
 """MLflow tracking: one experiment, one run per stage execution.
 
 The store is `sqlite:///mlflow.db` by default (MLflow 3 deprecates the file store),
-taken from params `tracking.uri` unless MLFLOW_TRACKING_URI is set. Every run is
-tagged with its stage, the git commit, the pipeline id shared by all stages of one
-`snakemake` / `dvc repro` invocation, and the content digest of its input datasets.
+taken from params `tracking.uri` unless MLFLOW_TRACKING_URI is set; an http URI names a
+tracking server (`fer server`), which stores the artifacts (dag/tracking_location.py).
+Every run is tagged with its stage, the git commit, the pipeline id shared by all
+stages of one `snakemake` / `dvc repro` invocation, the content digest of its input
+datasets, and under `dvc exp run` the DVC experiment's name.
 The runs of one invocation are the children of one parent run (PIPELINE_KIND), so
 MLflow's runs table shows each pipeline as one row that unfolds into its jobs.
 
@@ -30,12 +32,13 @@ from fer_pipeline.common.processes import alive
 from fer_pipeline.dag.provenance import git_commit, pipeline_id
 from fer_pipeline.dag.stage import StageInstance
 from fer_pipeline.dag.stages import uses_facesynth
+from fer_pipeline.dag.tracking_location import artifact_location, dvc_experiment_tags, store_uri
 
 log = logging.getLogger(__name__)
 
 
 def tracking_uri(params: dict) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
+    return store_uri(params)
 
 
 # MLflow 3 files an experiment without this tag under GenAI: a model-training one opens
@@ -50,11 +53,11 @@ def _experiment_id(mlflow, params: dict) -> str:
         if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before the tag was set
             mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
-    # Artifacts go to a folder beside the database, not the deprecated ./mlruns.
-    root = Path(params["tracking"]["artifact_root"]).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    # Artifacts go to a folder beside the database, not the deprecated ./mlruns; a
+    # tracking server chooses (its artifact proxy: clients share no disk).
     try:
-        return mlflow.create_experiment(name, artifact_location=root.as_uri(), tags=dict([EXPERIMENT_KIND]))
+        return mlflow.create_experiment(name, artifact_location=artifact_location(params, tracking_uri(params)),
+                                        tags=dict([EXPERIMENT_KIND]))
     except Exception:  # created concurrently by a parallel job
         found = mlflow.get_experiment_by_name(name)
         if found is None:
@@ -218,6 +221,7 @@ def stage_run(params: dict, inst: StageInstance, data_versions: dict[str, str] |
     }
     for dataset, version in (data_versions or {}).items():
         tags[f"data_version.{dataset}"] = version
+    tags.update(dvc_experiment_tags())
     tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
     parent = _with_retries(lambda: _pipeline_run(mlflow, experiment_id, tags))
     # As a tag, not start_run's parent_run_id: a continued run moves to this invocation too.

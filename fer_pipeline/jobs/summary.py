@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from fer_pipeline.dag.tracking import tracking_uri
+from fer_pipeline.dag.tracking_location import is_remote
 
 
 def run(params: dict, args) -> None:
@@ -11,5 +12,8 @@ def run(params: dict, args) -> None:
         raise FileNotFoundError(f"{path} not found: run the pipeline first (make run)")
     print(path.read_text(encoding="utf-8"))
     print(f"Plots: {params['evaluate']['out_dir']}/<model>/*.png, {params['temporal']['evaluate']['out_dir']}/*.png")
-    print(f"Browse runs: make ui   (= mlflow ui --backend-store-uri {tracking_uri(params)}, "
-          "then open http://127.0.0.1:5000)")
+    uri = tracking_uri(params)
+    if is_remote(uri):  # a tracking server is its own UI
+        print(f"Browse runs: open {uri}")
+    else:
+        print(f"Browse runs: make ui   (= mlflow ui --backend-store-uri {uri}, then open http://127.0.0.1:5000)")
