@@ -67,6 +67,11 @@ def _stage(params: dict, command: str, **args) -> None:
     run_stage(importlib.import_module(f"fer_pipeline.jobs.{command}"), params, Namespace(**args))
 
 
+# MLflow 3's job runner (GenAI jobs, unused here) re-launched `mlflow ui` processes that
+# outlived the test on this machine (64 of them in one afternoon): off, as in `fer server`.
+UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def _wait_for_server(proc: subprocess.Popen, url: str, log: Path, deadline_s: float = 150) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -149,7 +154,8 @@ def test_mlflow_ui_shows_the_pipeline_its_datasets_models_and_evaluations(tmp_pa
     # Started now, it comes up while the other stages run.
     server = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{proj / 'mlflow.db'}",
                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+                              stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                              env={**os.environ, **UI_ENV})
     driver = None
     try:
         _stage(params, "gather", dataset="rafdb")
