@@ -30,6 +30,7 @@ def run(job) -> None:
                                                  params["evaluate"]["batch_size"], params["train"]["supervised"]["device"])
         job.tracker.log_metrics({f"seed{seed}.{k}": per_seed[f"seed{seed}"][k] for k in SUMMARY})
     out = Path(job.inst.outs[0])
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, {"model": values["model"], "test_set": values["test_set"],
                      "trained_on": params["distill"]["models"][values["model"]], "seeds": per_seed})
     job.tracker.log_artifact(str(out))
