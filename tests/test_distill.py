@@ -268,3 +268,25 @@ def test_cross_evaluate_scores_a_contempt_model_in_basic7(tiny_project, tmp_path
     save_bundle(build_model("small_cnn", 8), "small_cnn", basic8, 16, tmp_path / "m8" / "model.pt")
     metrics = cross_evaluate(tmp_path / "m8", "data/prepared/affectnet", BASIC7, 64, "cpu")
     assert metrics["n"] == 7 and metrics["classes"] == list(BASIC7.classes) and len(metrics["model_classes"]) == 8
+
+
+# ---- Algorithm 1's update with Adam (distill.algorithm.optimizer) ----
+
+def test_adam_update_lowers_the_outer_loss_on_a_tiny_problem():
+    from fer_pipeline.methods.distillation import DistillConfig, distill, initial_images, outer_loss
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(40)
+    images = (torch.randn(3, 8, generator=gen) * 3)[labels] + torch.randn(120, 8, generator=gen)
+
+    def make_model():
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+    cfg = DistillConfig(steps=20, inits_per_step=2, batch_size=32, lr=0.1, eta0=0.05, optimizer="adam")
+    start, start_labels = initial_images(images, 3, cfg)
+    held_out = range(1000, 1008)
+    before = outer_loss(make_model, start, start_labels, cfg.eta0, images, labels, held_out)
+    result = distill(make_model, images, labels, 3, cfg)
+    assert outer_loss(make_model, result.images, result.labels, result.eta, images, labels, held_out) < 0.8 * before
+    with pytest.raises(ValueError, match="optimizer"):
+        distill(make_model, images, labels, 3, DistillConfig(optimizer="rmsprop"))

@@ -44,7 +44,7 @@ MODEL_DEFAULTS = {"label_smoothing": 0.0, "upsampling": "none", "deviation": Fal
 
 def distill_config(algorithm: dict) -> DistillConfig:
     return DistillConfig(**{k: algorithm[k] for k in ("images_per_class", "steps", "inits_per_step", "inner_steps",
-                                                       "batch_size", "lr", "eta0", "seed")})
+                                                       "batch_size", "lr", "eta0", "seed", "optimizer")})
 
 
 def distill_mined(distill_params: dict, mined_dir: str | Path, out_dir: str | Path, grid_copy: str | Path | None,
