@@ -77,7 +77,7 @@ def test_a_test_set_outside_datasets_is_named(params):
 
 # ---- the grid ----
 
-def test_grid_tiles_are_the_denormalised_images_one_row_per_class():
+def test_grid_tiles_are_the_denormalised_images_one_column_per_class():
     gen = torch.Generator().manual_seed(0)
     rgb = torch.randint(0, 256, (4, 3, 5, 6), generator=gen, dtype=torch.uint8)
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
@@ -87,11 +87,11 @@ def test_grid_tiles_are_the_denormalised_images_one_row_per_class():
     assert to_rgb(torch.full((1, 3, 2, 2), 50.0)).max() == 255, "learned pixels past the range are clipped"
     labels = torch.tensor([2, 0, 2, 1])
     grid = grid_array(normalised, labels, num_classes=4, pad=2)
-    assert grid.shape == (4 * (5 + 2) + 2, 2 * (6 + 2) + 2, 3)
+    assert grid.shape == (2 * (5 + 2) + 2, 4 * (6 + 2) + 2, 3), "a column per class, a row per image of a class"
     tile = lambda r, c: grid[2 + r * 7: 2 + r * 7 + 5, 2 + c * 8: 2 + c * 8 + 6]  # noqa: E731
-    assert np.array_equal(tile(0, 0), back[1]) and np.array_equal(tile(1, 0), back[3])
-    assert np.array_equal(tile(2, 0), back[0]) and np.array_equal(tile(2, 1), back[2])
-    assert (tile(3, 0) == 255).all() and (tile(0, 1) == 255).all(), "no image: a white tile"
+    assert np.array_equal(tile(0, 0), back[1]) and np.array_equal(tile(0, 1), back[3])
+    assert np.array_equal(tile(0, 2), back[0]) and np.array_equal(tile(1, 2), back[2])
+    assert (tile(0, 3) == 255).all() and (tile(1, 0) == 255).all(), "no image: a white tile"
 
 
 # ---- the cross-dataset label mapping ----

@@ -1,5 +1,5 @@
 """The distilled images as a picture: each image de-normalised back to RGB, one tile per
-image, one row per class (images_per_class columns), the class name beside its row."""
+image, one column per class (images_per_class rows), the class name under its column."""
 
 from __future__ import annotations
 
@@ -25,15 +25,16 @@ def to_rgb(images: torch.Tensor) -> np.ndarray:
 
 
 def grid_array(images: torch.Tensor, labels: torch.Tensor, num_classes: int, pad: int = 2) -> np.ndarray:
-    """One uint8 RGB array: row c holds class c's images in order, `pad` white pixels between tiles."""
+    """One uint8 RGB array: column c holds class c's images top to bottom, `pad` white
+    pixels between tiles (a white tile where a class has fewer images)."""
     tiles = to_rgb(images)
     _, h, w, _ = tiles.shape
     per_class = [np.flatnonzero(labels.numpy() == c) for c in range(num_classes)]
-    cols = max(1, max(len(rows) for rows in per_class))
-    grid = np.full((num_classes * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
-    for c, rows in enumerate(per_class):
-        for j, i in enumerate(rows):
-            y, x = pad + c * (h + pad), pad + j * (w + pad)
+    rows = max(1, max(len(found) for found in per_class))
+    grid = np.full((rows * (h + pad) + pad, num_classes * (w + pad) + pad, 3), 255, np.uint8)
+    for c, found in enumerate(per_class):
+        for j, i in enumerate(found):
+            y, x = pad + j * (h + pad), pad + c * (w + pad)
             grid[y:y + h, x:x + w] = tiles[i]
     return grid
 
@@ -41,13 +42,14 @@ def grid_array(images: torch.Tensor, labels: torch.Tensor, num_classes: int, pad
 def save_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[str], path: str | Path,
               title: str) -> np.ndarray:
     grid = grid_array(images, labels, len(classes))
-    rows = len(classes)
-    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * grid.shape[1] / grid.shape[0] * rows, 0.9 * rows + 0.6))
+    cols = len(classes)
+    rows = grid.shape[0] / grid.shape[1] * cols
+    fig, ax = plt.subplots(figsize=(1.2 * cols + 0.6, 1.2 * rows + 1.2))
     ax.imshow(grid, interpolation="nearest")
-    step = grid.shape[0] / rows
-    ax.set_yticks([step * (c + 0.5) for c in range(rows)], classes)
-    ax.set_xticks([])
-    ax.set_title(title, fontsize=9)
+    step = grid.shape[1] / cols
+    ax.set_xticks([step * (c + 0.5) for c in range(cols)], classes, fontsize=8, rotation=30)
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8, wrap=True)
     fig.tight_layout()
     save_figure(fig, path, dpi=110, bbox_inches=None)
     return grid
