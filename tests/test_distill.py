@@ -115,7 +115,7 @@ def test_scored_classes_and_logit_columns_by_name():
 # ---- the sampler ----
 
 def test_mixed_sampler_draws_the_share_from_the_auxiliary_set():
-    sampler = MixedSampler(n_labelled=40, n_auxiliary=3, share=0.25, seed=1)
+    sampler = MixedSampler(n_labelled=40, n_auxiliary=3, share=0.25, seed=1, length=40)
     order = list(sampler)
     assert len(order) == len(sampler) == 40
     aux = [i for i in order if i >= 40]
@@ -125,9 +125,13 @@ def test_mixed_sampler_draws_the_share_from_the_auxiliary_set():
     assert order == list(sampler), "a function of (seed, epoch)"
     sampler.set_epoch(1)
     assert order != list(sampler)
-    assert sorted(MixedSampler(7, 0, 0.0, 0)) == list(range(7))
+    # The epoch's length, not the labelled split's size, fixes the steps: a small split repeats.
+    small = list(MixedSampler(7, 0, 0.0, 0, length=16))
+    counts = sorted(small.count(i) for i in range(7))
+    assert len(small) == 16 and counts == [2, 2, 2, 2, 2, 3, 3], "two whole passes, then two of a third"
+    assert sorted(MixedSampler(7, 0, 0.0, 0, length=7)) == list(range(7))
     with pytest.raises(ValueError):
-        MixedSampler(7, 0, 0.5, 0)
+        MixedSampler(7, 0, 0.5, 0, length=7)
 
 
 # ---- the jobs, end to end on tiny data ----
@@ -169,7 +173,7 @@ def tiny_project(tmp_path, params, monkeypatch):
     params["imbalance"]["seeds"] = [0, 1]
     params["distill"].update({"input_size": 16, "algorithm": {**params["distill"]["algorithm"], "steps": 3,
                                                              "batch_size": 8, "held_out_inits": 2},
-                              "train": {"epochs": 1, "batch_size": 8, "aux_share": 0.25}})
+                              "train": {"epochs": 1, "epoch_size": 20, "batch_size": 8, "aux_share": 0.25}})
     params["train"]["supervised"]["num_workers"] = 0
     monkeypatch.chdir(tmp_path)
     return params
@@ -219,8 +223,8 @@ def test_every_job_end_to_end(tiny_project):
         for seed in (0, 1):
             history = json.loads(Path(f"{out}/models/{model}/seed{seed}/history.json").read_text())
             labelled = 21 if model.startswith("rafdb") else 14
-            assert history["labelled_images"] == labelled and history["steps"] == labelled // 8, "same steps"
-            assert history["auxiliary_per_epoch"] == (0 if history["auxiliary"] == "none" else round(0.25 * labelled))
+            assert history["labelled_images"] == labelled and history["steps"] == 20 // 8, "same steps for every model"
+            assert history["auxiliary_per_epoch"] == (0 if history["auxiliary"] == "none" else 5)
     assert json.loads(Path(f"{out}/models/rafdb_mined/seed0/history.json").read_text())["auxiliary_images"] == 28
     assert json.loads(Path(f"{out}/models/rafdb_distilled/seed0/history.json").read_text())["auxiliary_images"] == 7
 

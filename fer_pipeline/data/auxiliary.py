@@ -2,8 +2,9 @@
 (mine_pseudo's output, without the labelled rows it may carry) or the distilled images,
 and the sampler that mixes them in at a fixed share of every epoch.
 
-Every model of the distillation table takes the same number of steps: an epoch is as
-many samples as the labelled split has, `aux_share` of them drawn from the auxiliary set.
+Every model of the distillation table and the cross-dataset matrix takes the same number
+of steps: an epoch is distill.train.epoch_size samples, whatever the labelled split's size,
+`aux_share` of them drawn from the auxiliary set.
 """
 
 from __future__ import annotations
@@ -73,29 +74,33 @@ def mixed(labelled: FaceShardDataset, auxiliary: Dataset | None) -> Dataset:
     return labelled if auxiliary is None else ConcatDataset([labelled, auxiliary])
 
 
-class MixedSampler(Sampler[int]):
-    """Per epoch, `n_labelled` indices: round(share * n) auxiliary samples (indices after the
-    labelled ones, cycling through a shuffled auxiliary set, so a set smaller than its share
-    repeats) and the rest a shuffled prefix of the labelled split, all shuffled together.
-    A function of (seed, epoch) only, as EpochSampler."""
+def _cycled(n: int, count: int, gen: torch.Generator) -> torch.Tensor:
+    """`count` indices below n: shuffled passes over all n, as many as needed, cut to `count`."""
+    if count == 0:
+        return torch.empty(0, dtype=torch.long)
+    return torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-count // n))])[:count]
 
-    def __init__(self, n_labelled: int, n_auxiliary: int, share: float, seed: int):
+
+class MixedSampler(Sampler[int]):
+    """Per epoch, `length` indices: round(share * length) from the auxiliary set (indices
+    after the `n_labelled` labelled ones), the rest from the labelled split, each drawn in
+    shuffled passes over its set (a set smaller than its share repeats), all shuffled
+    together. A function of (seed, epoch) only, as EpochSampler. A fixed `length` gives
+    every model the same steps, whatever the size of its labelled split."""
+
+    def __init__(self, n_labelled: int, n_auxiliary: int, share: float, seed: int, length: int):
         if n_auxiliary == 0 and share > 0:
             raise ValueError("an auxiliary share without an auxiliary set")
-        self.n, self.m, self.seed, self.epoch = n_labelled, n_auxiliary, seed, 0
-        self.k = round(share * n_labelled) if n_auxiliary else 0
+        self.n, self.m, self.seed, self.length, self.epoch = n_labelled, n_auxiliary, seed, length, 0
+        self.k = round(share * length) if n_auxiliary else 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return self.length
 
     def __iter__(self):
         gen = epoch_generator(self.seed, self.epoch)
-        own = torch.randperm(self.n, generator=gen)[: self.n - self.k]
-        repeats = -(-self.k // self.m) if self.m else 0
-        aux = torch.cat([torch.randperm(self.m, generator=gen) for _ in range(repeats)] or
-                        [torch.empty(0, dtype=torch.long)])[: self.k] + self.n
-        order = torch.cat([own, aux])
+        order = torch.cat([_cycled(self.n, self.length - self.k, gen), _cycled(self.m, self.k, gen) + self.n])
         return iter(order[torch.randperm(len(order), generator=gen)].tolist())

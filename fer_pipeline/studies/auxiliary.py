@@ -5,8 +5,9 @@ images, for the distillation table and the cross-dataset matrix.
 
 Every model trains as the imbalance study's rows do (train.supervised's recipe, plain CE,
 seeded random weights, distill.arch at distill.input_size) for the same number of steps:
-distill.train.epochs epochs of the labelled split's size, distill.train.aux_share of each
-drawn from the auxiliary set (data/auxiliary.py). Only what the auxiliary samples are differs.
+distill.train.epochs epochs of distill.train.epoch_size samples, distill.train.aux_share of
+each drawn from the auxiliary set (data/auxiliary.py). Only what the auxiliary samples are
+(and, across datasets, the labelled split) differs.
 """
 
 from __future__ import annotations
@@ -120,16 +121,15 @@ def auxiliary_set(aux: str, aux_dir: str | Path, cfg: dict, class_set: ClassSet)
 
 
 def train_model(cfg: dict, dataset_dir: str | Path, aux: str, aux_dir: str | Path, aux_share: float,
-                out_dir: str | Path, tracker=None) -> dict:
+                epoch_size: int, out_dir: str | Path, tracker=None) -> dict:
     """One network (one seed): `out_dir/model.pt` (an inference bundle) and `history.json`."""
     device = start_training(cfg)
     class_set = ClassSet.named(cfg["class_set"])
     labelled = FaceShardDataset(dataset_dir, "train", class_set, cfg["input_size"], cfg["augment"], cfg["seed"])
     auxiliary = auxiliary_set(aux, aux_dir, cfg, class_set)
     share = aux_share if auxiliary is not None else 0.0
-    sampler = MixedSampler(len(labelled), 0 if auxiliary is None else len(auxiliary), share, cfg["seed"])
-    data = mixed(labelled, auxiliary)
-    loader = DataLoader(data, batch_size=cfg["batch_size"], sampler=sampler, drop_last=len(labelled) >= cfg["batch_size"],
+    sampler = MixedSampler(len(labelled), 0 if auxiliary is None else len(auxiliary), share, cfg["seed"], epoch_size)
+    loader = DataLoader(mixed(labelled, auxiliary), batch_size=cfg["batch_size"], sampler=sampler, drop_last=True,
                         num_workers=cfg["num_workers"], persistent_workers=False)
     run = SupervisedRun.build(cfg, len(class_set), len(loader), device)
     for epoch in range(cfg["epochs"]):
@@ -156,7 +156,8 @@ def train_model_seeds(params: dict, model: str, dataset_dir: str, aux_dir: str, 
     seconds = {}
     for seed in params["imbalance"]["seeds"]:
         t0 = time.time()
-        train_model(model_cfg(params, seed), dataset_dir, aux, aux_dir, params["distill"]["train"]["aux_share"],
+        train = params["distill"]["train"]
+        train_model(model_cfg(params, seed), dataset_dir, aux, aux_dir, train["aux_share"], train["epoch_size"],
                     Path(out_dir) / f"seed{seed}", _Prefixed(tracker, f"seed{seed}"))
         seconds[f"seed{seed}"] = round(time.time() - t0, 1)
     write_json(Path(out_dir) / "seconds.json", seconds)
