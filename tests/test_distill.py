@@ -3,7 +3,9 @@ cross_evaluate@<model>-on-<test set>, the report's new inputs), the distilled im
 the cross-dataset label mapping, the auxiliary sampler, and every new job function end to
 end on tiny 16 px data (seconds)."""
 
+import importlib
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -192,8 +194,6 @@ class Tracker:
 
 def run_job(params, module, item=None, **args):
     """A job's `run` as dag/runner.py calls it (no stamp, no MLflow: a recording tracker)."""
-    import importlib
-
     mod = importlib.import_module(f"fer_pipeline.jobs.{module}")
     job = Job(params, SimpleNamespace(**args), get_instance(params, mod.STAGE, item), Tracker(), {})
     mod.run(job)
@@ -208,15 +208,14 @@ def test_mined_pool_faces_leave_out_the_labelled_rows(tiny_project):
 def test_every_job_end_to_end(tiny_project):
     params = tiny_project
     out, report_dir = params["distill"]["out_dir"], params["imbalance"]["report_dir"]
-    from pathlib import Path
-
     job = run_job(params, "distill")
     info = json.loads(Path(f"{out}/distilled/distilled.json").read_text())
     assert info["images"] == 7 and info["mined_faces"] == 28 and info["classes"] == list(CLASSES) and info["eta"] > 0
     saved = torch.load(f"{out}/distilled/distilled.pt", weights_only=True)
     assert saved["images"].shape == (7, 3, 16, 16) and len(saved["history"]) == 3
     assert Path(f"{report_dir}/distilled_images.png").stat().st_size > 0
-    assert "held_out_loss_distilled" in job.tracker.metrics and any(a.endswith("grid.png") for a in job.tracker.artifacts)
+    assert "held_out_loss_distilled" in job.tracker.metrics
+    assert any(a.endswith("grid.png") for a in job.tracker.artifacts)
 
     for model in params["distill"]["models"]:
         run_job(params, "train_auxiliary", model, model=model)
@@ -242,7 +241,8 @@ def test_every_job_end_to_end(tiny_project):
                    for f in params["imbalance"]["factors"] for row in params["imbalance"]["rows"]}
         Path(f"{params['imbalance']['out_dir']}/seed{seed}/results.json").write_text(json.dumps({
             "seed": seed, "results": results, "seconds": {},
-            "subsets": {f"if{f:g}": {"realised_imbalance_factor": f, "count": 10} for f in params["imbalance"]["factors"]}}))
+            "subsets": {f"if{f:g}": {"realised_imbalance_factor": f, "count": 10}
+                        for f in params["imbalance"]["factors"]}}))
     job = run_job(params, "report_imbalance")
     distillation = Path(f"{report_dir}/distillation.md").read_text()
     rows = [line for line in distillation.splitlines() if line.startswith("| ")]
@@ -255,7 +255,8 @@ def test_every_job_end_to_end(tiny_project):
     assert stat["mean"] == pytest.approx(100 * np.mean(per_seed)) and stat["sd"] == pytest.approx(
         100 * np.std(per_seed, ddof=1))
     cross = Path(f"{report_dir}/cross_dataset.md").read_text()
-    assert "| trained on | rafdb test | affectnet test |" in cross and f"{stat['mean']:.2f} ± {stat['sd']:.2f}" in cross
+    assert "| trained on | rafdb test | affectnet test |" in cross
+    assert f"{stat['mean']:.2f} ± {stat['sd']:.2f}" in cross
     headline = json.loads(Path(f"{report_dir}/distill_headline.json").read_text())
     assert headline["rafdb_distilled.affectnet.mean_class_accuracy"] == pytest.approx(stat["mean"])
     for name in ("distillation.png", "cross_dataset.png", "table3.md"):

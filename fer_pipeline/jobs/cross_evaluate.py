@@ -26,8 +26,9 @@ def run(job) -> None:
     eval_set = ClassSet.named(params["distill"]["class_set"])
     per_seed = {}
     for seed in params["imbalance"]["seeds"]:
-        per_seed[f"seed{seed}"] = cross_evaluate(Path(values["model_dir"]) / f"seed{seed}", values["test_dir"], eval_set,
-                                                 params["evaluate"]["batch_size"], params["train"]["supervised"]["device"])
+        per_seed[f"seed{seed}"] = cross_evaluate(Path(values["model_dir"]) / f"seed{seed}", values["test_dir"],
+                                                 eval_set, params["evaluate"]["batch_size"],
+                                                 params["train"]["supervised"]["device"])
         job.tracker.log_metrics({f"seed{seed}.{k}": per_seed[f"seed{seed}"][k] for k in SUMMARY})
     out = Path(job.inst.outs[0])
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ from fer_pipeline.eval.plots import save_figure  # noqa: E402
 from fer_pipeline.reporting.format import DEMO_NOTE, fmt, mean_sd  # noqa: E402
 
 METRICS = (("overall_accuracy", "overall acc"), ("mean_class_accuracy", "mean class acc"))
-AUX_LABELS = {"none": "{d} train", "mined": "{d} train + mined auxiliary set", "distilled": "{d} train + distilled images"}
+AUX_LABELS = {"none": "{d} train", "mined": "{d} train + mined auxiliary set",
+              "distilled": "{d} train + distilled images"}
 
 
 def model_label(cfg: dict) -> str:
@@ -75,7 +76,8 @@ def distillation_markdown(tables: dict, distill: dict, distilled: dict, seeds: l
               "|---|---|" + "---:|" * len(METRICS)]
     for model, stat in tables["in_domain"].items():
         cfg = distill["models"][model]
-        lines.append(f"| {model_label(cfg)} | {cfg['dataset']} | " + " | ".join(fmt(stat[m]) for m, _ in METRICS) + " |")
+        cells = " | ".join(fmt(stat[m]) for m, _ in METRICS)
+        lines.append(f"| {model_label(cfg)} | {cfg['dataset']} | {cells} |")
     lines += ["", "Mined pool faces per class (pseudo labels): " + ", ".join(
         f"{c} {n}" for c, n in distilled["mined_per_class"].items()), ""]
     return "\n".join(lines)
