@@ -245,6 +245,7 @@ def test_every_job_end_to_end(tiny_project):
                         for f in params["imbalance"]["factors"]}}))
     job = run_job(params, "report_imbalance")
     distillation = Path(f"{report_dir}/distillation.md").read_text()
+    assert "every model the same 2 steps (1 x 20 samples in batches of 8)" in distillation
     rows = [line for line in distillation.splitlines() if line.startswith("| ")]
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| rafdb train", "| rafdb train + mined auxiliary set",
                                                      "| rafdb train + distilled images", "| affectnet train",

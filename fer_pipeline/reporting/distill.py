@@ -64,9 +64,10 @@ def distillation_markdown(tables: dict, distill: dict, distilled: dict, seeds: l
         lines += [f"> {DEMO_NOTE}", ""]
     lines += [f"Mean ± sd over {len(seeds)} seeds ({', '.join(map(str, seeds))}), in %, on each labelled dataset's "
               f"own test split. {distill['arch']} at {distill['input_size']} px from seeded random weights, plain CE, "
-              f"every model {train['epochs']} epochs of its labelled split's size (the same steps); with an auxiliary "
-              f"set, {100 * train['aux_share']:g} % of each epoch's samples are drawn from it. Distilled images: "
-              f"{distilled['images']} ({distill['algorithm']['images_per_class']} per class, Algorithm 1, "
+              f"every model the same {train['epochs'] * (train['epoch_size'] // train['batch_size'])} steps "
+              f"({train['epochs']} x {train['epoch_size']} samples in batches of {train['batch_size']}); with an "
+              f"auxiliary set, {100 * train['aux_share']:g} % of each epoch's samples are drawn from it. "
+              f"Distilled images: {distilled['images']} ({distill['algorithm']['images_per_class']} per class, Algorithm 1, "
               f"{distill['algorithm']['steps']} outer steps, learned eta {distilled['eta']:.3g}) from "
               f"{distilled['mined_faces']} mined pool faces; Algorithm 1's outer loss on "
               f"{distill['algorithm']['held_out_inits']} initialisations it never drew: "
