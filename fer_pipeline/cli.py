@@ -46,6 +46,15 @@ def _imbalance_study(p):
     p.add_argument("--seed", type=int, required=True, help="one of params.yaml `imbalance.seeds`")
 
 
+def _train_auxiliary(p):
+    p.add_argument("--model", required=True, help="a key of params.yaml `distill.models`")
+
+
+def _cross_evaluate(p):
+    p.add_argument("--model", required=True, help="a key of params.yaml `distill.models`")
+    p.add_argument("--test-set", required=True, help="one of params.yaml `distill.test_sets`")
+
+
 def _predict_video(p):
     p.add_argument("--input", required=True, help="a folder of aligned face frames, or a video file")
     p.add_argument("--out", required=True, help="the CSV to write")
@@ -95,6 +104,11 @@ COMMANDS = {
                       _spatial_study),
     "imbalance-study": ("one seed of LNSU's Table 3 and ABAW4-LSD's modules on long-tailed subsets (one training "
                         "per method and imbalance factor)", _imbalance_study),
+    "distill": ("seed 001's dataset distillation (Algorithm 1) of the mined pool faces: images, eta, grid", None),
+    "train-auxiliary": ("one model of distill.models (a labelled split + nothing, the mined faces or the distilled "
+                        "images), one network per imbalance seed", _train_auxiliary),
+    "cross-evaluate": ("one distill.models model's networks on one dataset's test split, in the shared taxonomy",
+                       _cross_evaluate),
     "evaluate": ("evaluate one trained model: metrics.json, confusion matrix, per-class plot", _evaluate),
     "extract-features": ("the frozen student embeds every frame of the video dataset", None),
     "train-temporal": ("per seed, the temporal encoder and its frame-level twin on frame features", None),
@@ -104,7 +118,8 @@ COMMANDS = {
     "subset": ("a long-tailed subset of a train split with a given imbalance factor (an index file)", _subset),
     "report": ("gather the results table of the main DAG", None),
     "report-spatial": ("Face2Exp's Tables 4 and 6 over the study's seeds", None),
-    "report-imbalance": ("LNSU's Table 3 shape over the imbalance study's seeds", None),
+    "report-imbalance": ("LNSU's Table 3 shape over the imbalance study's seeds, the distillation table and the "
+                         "cross-dataset matrix", None),
     "summary": ("print the results table and how to open MLflow", None),
     "server": ("a team's MLflow: PostgreSQL + `mlflow server` on 127.0.0.1 (params tracking.server); "
                "Ctrl-C or --stop stops both", _server),

@@ -94,15 +94,27 @@ def test_each_study_is_its_own_target_in_both_tools(group, tmp_path):
         run(["fer", "dvc-yaml", "--group", other], proj)
     target = GROUPS[group]["target"]
     jobs = instances(params, group)
-    study_stage = next(i.stage.name for i in jobs if i.stage.scattered)
+    study_stage = f"{group}_study"
     dvc_cmds, dvc_names = _dvc_commands(proj, GROUPS[group]["dvc_file"])
     assert dvc_names == sorted(i.name for i in jobs)
-    assert len(dvc_names) == len(params[group]["seeds"]) + 1
-    assert [i.stage.name for i in jobs if not i.stage.scattered] == [target]
+    # One job per seed and the report; the imbalance target also holds seed 001's distillation,
+    # one training job per distill.models entry and one evaluation per (model, test set).
+    distill = params["distill"]
+    extra = {"imbalance": {"distill": 1, "train_auxiliary": len(distill["models"]),
+                           "cross_evaluate": len(distill["models"]) * len(distill["test_sets"])}}.get(group, {})
+    assert len(dvc_names) == len(params[group]["seeds"]) + 1 + sum(extra.values())
+    assert {s: sum(i.stage.name == s for i in jobs) for s in extra} == extra
+    assert [i.stage.name for i in jobs if not i.stage.scattered] == [*extra][:1] + [target]
     study = set(_snakemake_jobs(REPO, target)) - set(_snakemake_jobs(REPO, "all"))
     assert sorted(study) == dvc_cmds
     assert not any(f"fer {study_stage.replace('_', '-')}" in cmd for cmd in _snakemake_jobs(REPO, "all"))
-    assert (study_stage, target) in _edges_dvc(proj)
+    edges = _edges_dvc(proj)
+    assert (study_stage, target) in edges
+    if group == "imbalance":
+        assert {("mine_pseudo", "distill"), ("distill", "train_auxiliary"), ("mine_pseudo", "train_auxiliary"),
+                ("train_auxiliary", "cross_evaluate"), ("cross_evaluate", target), ("distill", target)} <= edges
+        assert not any(f"fer {cmd}" in line for cmd in ("distill", "train-auxiliary", "cross-evaluate")
+                       for line in _snakemake_jobs(REPO, "all"))
     assert _reduced(_edges_snakemake(proj, ALL_TARGETS)) == _reduced(_edges_dvc(proj))
 
 

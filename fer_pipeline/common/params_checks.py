@@ -40,6 +40,7 @@ def cross_field_errors(params: dict, source: str = "params.yaml", base_dir: str 
     return [f"{source}: {line}" for line in (
         *range_errors(params),
         *dataset_name_errors(params),
+        *distill_dataset_errors(params),
         *init_path_errors(params, work),
         *supervised_switch_errors(params),
         *output_overlap_errors(params, base, work),
@@ -124,6 +125,18 @@ def dataset_name_errors(params: dict) -> list[str]:
     return lines
 
 
+def distill_dataset_errors(params: dict) -> list[str]:
+    """Every dataset `distill.models` trains on and every `distill.test_sets` entry is a
+    labelled dataset of `datasets` (the mined set is an auxiliary set there: aux mined)."""
+    distill = params.get("distill") or {}
+    prepared = list(params.get("datasets") or {})
+    named = [(f"distill.models.{model}.dataset", (cfg or {}).get("dataset"))
+             for model, cfg in (distill.get("models") or {}).items()]
+    named += [("distill.test_sets", name) for name in distill.get("test_sets") or []]
+    return [f"key '{key}' names dataset {name!r}, which is not a key of `datasets`; prepared datasets: "
+            f"{', '.join(prepared) or 'none'}" for key, name in named if isinstance(name, str) and name not in prepared]
+
+
 # ---- the supervised baseline's initial weights ----
 
 def init_path_errors(params: dict, work: Path) -> list[str]:
@@ -198,6 +211,7 @@ def output_paths(params: dict) -> dict[str, str]:
     outs["spatial.report_dir"] = params["spatial"]["report_dir"]
     outs["imbalance.out_dir"] = params["imbalance"]["out_dir"]
     outs["imbalance.report_dir"] = params["imbalance"]["report_dir"]
+    outs["distill.out_dir"] = params["distill"]["out_dir"]
     outs["tracking.artifact_root"] = params["tracking"]["artifact_root"]
     outs["tracking.server.dir"] = params["tracking"]["server"]["dir"]
     return outs

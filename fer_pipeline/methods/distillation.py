@@ -13,7 +13,10 @@ called with torch's generator seeded per draw.
 
 Departures: eta is learned as log(eta) so it stays positive (a plain step on eta can
 cross zero and turn the inner step into gradient ascent); `inner_steps` > 1 repeats line
-6 with the same eta (Wang et al.'s multi-step variant; Algorithm 1 has one step).
+6 with the same eta (Wang et al.'s multi-step variant; Algorithm 1 has one step);
+`optimizer: adam` replaces line 9's plain step by Adam steps of size alpha (what Wang et
+al.'s released code uses): after one inner step from a random network, the gradient on a
+pixel is ~1e-4, so a plain step of a usable alpha leaves the images where they started.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class DistillConfig:
     lr: float = 0.01              # alpha, the outer step size
     eta0: float = 0.02            # initial inner step size
     seed: int = 0
+    optimizer: str = "sgd"        # line 9: sgd (Algorithm 1's plain step) | adam (Wang et al.'s code)
 
 
 @dataclass
@@ -105,9 +109,12 @@ def distill(make_model: Callable[[], torch.nn.Module], real_images: torch.Tensor
         raise ValueError(f"{len(real_images)} images but {len(real_labels)} labels")
     if cfg.eta0 <= 0:
         raise ValueError(f"eta0 must be positive, got {cfg.eta0}")
+    if cfg.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be sgd or adam, got {cfg.optimizer!r}")
     images, labels = initial_images(real_images, num_classes, cfg)
     images.requires_grad_(True)
     log_eta = torch.tensor(math.log(cfg.eta0), requires_grad=True)
+    step = (torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam)([images, log_eta], lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     history = []
     for t in range(cfg.steps):
@@ -118,9 +125,7 @@ def distill(make_model: Callable[[], torch.nn.Module], real_images: torch.Tensor
             model, params = sample_initial(make_model, cfg.seed * 1_000_003 + t * cfg.inits_per_step + j)
             adapted = adapt(model, params, images, labels, log_eta.exp(), cfg.inner_steps)
             total = total + F.cross_entropy(functional_call(model, adapted, (x_t,)), y_t)
-        grad_images, grad_log_eta = torch.autograd.grad(total, [images, log_eta])
-        with torch.no_grad():
-            images -= cfg.lr * grad_images
-            log_eta -= cfg.lr * grad_log_eta
+        images.grad, log_eta.grad = torch.autograd.grad(total, [images, log_eta])
+        step.step()  # sgd: x~ -= alpha * grad, log(eta) -= alpha * grad (line 9)
         history.append(total.item() / cfg.inits_per_step)
     return DistilledSet(images.detach(), labels, math.exp(log_eta.item()), history)

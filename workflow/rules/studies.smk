@@ -57,6 +57,53 @@ rule imbalance_study:
         RULES.shell("imbalance_study")
 
 
+# Seed 001 in the same target: Algorithm 1 on the mined pool faces, one training job per model of
+# distill.models (every imbalance seed), one evaluation job per (model, test set).
+rule distill:
+    input:
+        unpack(RULES.inputs("distill")),
+    output:
+        RULES.outputs("distill"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("distill"),
+    threads: RULES.threads("train.supervised.threads")
+    shell:
+        RULES.shell("distill")
+
+
+rule train_auxiliary:
+    input:
+        unpack(RULES.inputs("train_auxiliary")),
+    output:
+        RULES.outputs("train_auxiliary"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("train_auxiliary"),
+    threads: RULES.threads("train.supervised.threads")
+    wildcard_constraints:
+        model=RULES.wildcard_pattern("train_auxiliary"),
+    shell:
+        RULES.shell("train_auxiliary")
+
+
+rule cross_evaluate:
+    input:
+        unpack(RULES.inputs("cross_evaluate")),
+    output:
+        RULES.outputs("cross_evaluate"),
+    conda:
+        "../../environment.yml"
+    log:
+        RULES.log("cross_evaluate"),
+    wildcard_constraints:
+        model=RULES.wildcard_pattern("cross_evaluate", "model"),
+        test_set=RULES.wildcard_pattern("cross_evaluate", "test_set"),
+    shell:
+        RULES.shell("cross_evaluate")
+
 rule report_imbalance:
     input:
         unpack(RULES.inputs("report_imbalance")),
