@@ -14,7 +14,8 @@ from fer_pipeline.common.params import select
 from fer_pipeline.common.params_checks import DDP_STAGES
 
 # The params key that sets each stage's worker processes or torch threads (0 = all cores).
-# Finetuning and the imbalance study run the supervised trainer, the spatial study the meta one.
+# Finetuning, the imbalance study and its distillation and auxiliary trainings run the
+# supervised trainer's settings, the spatial study the meta one.
 THREADS_KEYS = {
     "generate": "generate.workers",
     "prepare": "prepare.workers",
@@ -25,6 +26,8 @@ THREADS_KEYS = {
     "train_temporal": "temporal.train.threads",
     "spatial_study": "train.meta.threads",
     "imbalance_study": "train.supervised.threads",
+    "distill": "train.supervised.threads",
+    "train_auxiliary": "train.supervised.threads",
 }
 
 

@@ -68,7 +68,9 @@ rule distill:
         "../../environment.yml"
     log:
         RULES.log("distill"),
-    threads: RULES.threads("train.supervised.threads")
+    threads: RULES.threads("distill")
+    resources:
+        **RULES.resources("distill"),
     shell:
         RULES.shell("distill")
 
@@ -82,7 +84,9 @@ rule train_auxiliary:
         "../../environment.yml"
     log:
         RULES.log("train_auxiliary"),
-    threads: RULES.threads("train.supervised.threads")
+    threads: RULES.threads("train_auxiliary")
+    resources:
+        **RULES.resources("train_auxiliary"),
     wildcard_constraints:
         model=RULES.wildcard_pattern("train_auxiliary"),
     shell:
@@ -98,11 +102,15 @@ rule cross_evaluate:
         "../../environment.yml"
     log:
         RULES.log("cross_evaluate"),
+    threads: RULES.threads("cross_evaluate")
+    resources:
+        **RULES.resources("cross_evaluate"),
     wildcard_constraints:
         model=RULES.wildcard_pattern("cross_evaluate", "model"),
         test_set=RULES.wildcard_pattern("cross_evaluate", "test_set"),
     shell:
         RULES.shell("cross_evaluate")
+
 
 rule report_imbalance:
     input:
