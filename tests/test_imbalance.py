@@ -54,7 +54,8 @@ def tiny_faces(tmp_path):
 
 
 def test_one_tiny_seed_runs_every_switch_and_resumes(tiny_faces, params, tmp_path):
-    params["imbalance"].update({"seeds": [0], "factors": [2], "input_size": 16, "epochs": 1, "batch_size": 8,
+    params["imbalance"].update({"init": "scratch", "arch": "small_cnn",
+                                "seeds": [0], "factors": [2], "input_size": 16, "epochs": 1, "batch_size": 8,
                                 "rows": ["ce", "upsampling", "rac_rsl", "deviation", "ensemble"]})
     work, out = tmp_path / "work", tmp_path / "out"
     first = run_seed(params, 0, str(tiny_faces), out, work)
@@ -84,7 +85,11 @@ def test_the_study_is_its_own_group_reading_the_labelled_set(params):
     study, report = by_name["imbalance_study"], by_name["report_imbalance"]
     assert GROUPS["imbalance"]["target"] == "report_imbalance" and study.group == report.group == "imbalance"
     sup, imbalance = params["train"]["supervised"], params["imbalance"]
-    assert study.deps == (f"{params['prepare']['out_dir']}/{sup['dataset']}",)
+    labelled = f"{params['prepare']['out_dir']}/{sup['dataset']}"
+    assert imbalance["init"] == "fr_pretrained"  # the shipped default: the FR backbone is an input too
+    assert study.deps == (labelled, params["train"]["pretrain_fr"]["out_dir"])
+    scratch = {**params, "imbalance": {**imbalance, "init": "scratch"}}
+    assert {s.name: s for s in study_stages(scratch)}["imbalance_study"].deps == (labelled,)
     assert list(study.items) == [str(s) for s in imbalance["seeds"]]
     # The seeds first; then seed 001's distillation and cross-dataset evaluations (tests/test_distill.py).
     seeds = len(imbalance["seeds"])

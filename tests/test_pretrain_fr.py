@@ -146,6 +146,7 @@ def test_fr_init_is_loaded_into_baseline_teacher_and_student(world, cfg, params,
     backbone = torch.load(tmp_path / "fr" / BACKBONE, weights_only=True)["model"]
     params["prepare"]["out_dir"] = str(world / "prepared")
     params["train"]["pretrain_fr"].update({"arch": "small_cnn", "out_dir": str(tmp_path / "fr")})
+    params["imbalance"]["arch"] = "small_cnn"  # its init (fr_pretrained) must fit the backbone too
     for section in ("supervised", "meta"):
         params["train"][section].update({"arch": "small_cnn", "init": "fr_pretrained", "input_size": 32,
                                          "device": "cpu", "out_dir": str(tmp_path / section)})

@@ -117,11 +117,13 @@ def temp_litter(proj: Path) -> list[str]:
 
 
 def mlflow_runs(proj: Path, job: str | None = None) -> list[tuple[str, str]]:
-    """(run id, status) of the project's runs (of one job), read straight from SQLite."""
+    """(run id, status) of the project's job runs (of one job), read straight from SQLite;
+    not the parent run that groups one invocation's jobs (dag/tracking.py)."""
     with contextlib.closing(sqlite3.connect(proj / "mlflow.db")) as db:
         sql = "select r.run_uuid, r.status from runs r"
         if job is None:
-            return db.execute(sql).fetchall()
+            return db.execute(sql + " join tags t on t.run_uuid = r.run_uuid where t.key = 'kind' and t.value = 'job'"
+                              ).fetchall()
         return db.execute(sql + " join tags t on t.run_uuid = r.run_uuid where t.key = 'job' and t.value = ?",
                           (job,)).fetchall()
 
