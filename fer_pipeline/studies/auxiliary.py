@@ -28,6 +28,7 @@ from fer_pipeline.methods.distillation import DistillConfig, distill, initial_im
 from fer_pipeline.models.bundle import save_bundle
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.reporting.distilled_grid import save_grid
+from fer_pipeline.studies.prefixed import PrefixedTracker
 from fer_pipeline.train.device import set_threads, start_training
 from fer_pipeline.train.supervised import SupervisedRun
 
@@ -158,18 +159,7 @@ def train_model_seeds(params: dict, model: str, dataset_dir: str, aux_dir: str, 
         t0 = time.time()
         train = params["distill"]["train"]
         train_model(model_cfg(params, seed), dataset_dir, aux, aux_dir, train["aux_share"], train["epoch_size"],
-                    Path(out_dir) / f"seed{seed}", _Prefixed(tracker, f"seed{seed}"))
+                    Path(out_dir) / f"seed{seed}", PrefixedTracker(tracker, f"seed{seed}"))
         seconds[f"seed{seed}"] = round(time.time() - t0, 1)
     write_json(Path(out_dir) / "seconds.json", seconds)
     return seconds
-
-
-class _Prefixed:
-    """One seed's metrics under `seed<S>.` inside the job's one MLflow run."""
-
-    def __init__(self, tracker, prefix: str):
-        self.tracker, self.prefix = tracker, prefix
-
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        if self.tracker is not None:
-            self.tracker.log_metrics({f"{self.prefix}.{k}": v for k, v in metrics.items()}, step=step)

@@ -32,7 +32,8 @@ from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json
 from fer_pipeline.studies import resume
-from fer_pipeline.studies.spatial import PrefixedTracker, phase_done
+from fer_pipeline.studies.prefixed import PrefixedTracker
+from fer_pipeline.studies.spatial import phase_done
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json
+from fer_pipeline.studies.prefixed import PrefixedTracker
 from fer_pipeline.studies import resume
 
 log = logging.getLogger(__name__)
@@ -120,17 +121,6 @@ def ablation_rows(spatial: dict) -> list[tuple[str, str]]:
 def starts_needed(runs: list[StudyRun]) -> set[str]:
     """The start weights (STUDY_INIT, SL run names) that these runs train from."""
     return {run.start for run in runs}
-
-
-class PrefixedTracker:
-    """Logs a run's metrics under `<run>.` inside the job's one MLflow run."""
-
-    def __init__(self, mlflow, prefix: str):
-        self.mlflow, self.prefix = mlflow, prefix
-
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        if self.mlflow is not None:
-            self.mlflow.log_metrics({f"{self.prefix}.{k}": v for k, v in metrics.items()}, step=step)
 
 
 def phase_done(phase_dir: Path) -> bool:
