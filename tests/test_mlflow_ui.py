@@ -164,7 +164,7 @@ def test_mlflow_ui_shows_the_pipeline_its_datasets_models_and_evaluations(tmp_pa
         _stage(params, "evaluate", model="supervised")
         _stage(params, "evaluate", model="control")
 
-        client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+        client = MlflowClient(tracking_uri=f"sqlite:///{Path.cwd() / 'mlflow.db'}")  # absolute: one store per URI string
         experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
         runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
         exp = experiment.experiment_id

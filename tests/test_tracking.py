@@ -152,7 +152,9 @@ def resume_project(tmp_path, monkeypatch, migrated_store):
 def _runs():
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    # Absolute: MLflow caches a store per URI string, and other tests in this process
+    # open `sqlite:///mlflow.db` from other folders.
+    client = MlflowClient(tracking_uri=f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("resume-test")
     return client, experiment.experiment_id, client.search_runs([experiment.experiment_id],
                                                                  filter_string="tags.kind = 'job'")

@@ -23,10 +23,13 @@ def project_root() -> Path:
 
 
 def store_uri(params: dict) -> str:
+    """The store's URI, a relative sqlite path made absolute: MLflow caches one store per
+    URI string in a process, so a relative one would keep pointing at the first
+    folder it was opened from."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
     prefix = "sqlite:///"
     relative = uri.startswith(prefix) and not uri.startswith(prefix + "/")  # sqlite:////abs is absolute
-    if relative and project_root() != Path.cwd().resolve():
+    if relative:
         uri = prefix + str(project_root() / uri.removeprefix(prefix))
     return uri
 

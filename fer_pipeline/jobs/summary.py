@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from fer_pipeline.dag.tracking import tracking_uri
+import os
+
 from fer_pipeline.dag.tracking_location import is_remote
 
 
@@ -12,7 +13,7 @@ def run(params: dict, args) -> None:
         raise FileNotFoundError(f"{path} not found: run the pipeline first (make run)")
     print(path.read_text(encoding="utf-8"))
     print(f"Plots: {params['evaluate']['out_dir']}/<model>/*.png, {params['temporal']['evaluate']['out_dir']}/*.png")
-    uri = tracking_uri(params)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]  # as the user wrote it
     if is_remote(uri):  # a tracking server is its own UI
         print(f"Browse runs: open {uri}")
     else:
