@@ -24,7 +24,8 @@ UPSAMPLING = ("none", "randaugment")
 # params name -> methods/class_weights.py's scheme name
 WEIGHT_SCHEMES = {"effective_number": "effective", "inverse_frequency": "inverse"}
 DEFAULT_LOSS = {"kind": "ce", "weights": "effective_number", "beta": 0.9999, "smoothing": 0.2,
-                "rac": True, "rsl": True, "consistency_weight": 2.0}
+                "rac": True, "rsl": True, "rsl_form": "official", "rsl_smoothing": None,
+                "consistency_weight": 2.0}
 
 
 def loss_config(cfg: dict) -> dict:
@@ -91,7 +92,8 @@ class Objective:
         net = self._net
         seen = _KeepLogits(net)
         cfg = LNSUConfig(consistency_weight=self.loss["consistency_weight"] if self.loss["rac"] else 0.0,
-                         rsl_smoothing=None if self.loss["rsl"] else 0.0)  # RSL off: plain CE of both views
+                         rsl_smoothing=self.loss["rsl_smoothing"] if self.loss["rsl"] else 0.0,  # off: plain CE
+                         rsl_form=self.loss["rsl_form"])
         total, _ = lnsu_loss(seen, images, targets, self.weights, cfg)
         return total, seen.logits[:len(images)]
 
