@@ -49,7 +49,8 @@ test-fast: $(STAMP)
 
 ## browse the MLflow runs at http://127.0.0.1:5000
 ui: $(STAMP)
-	@echo "runs: http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning (or pick 'Model training' at the top left)"
+	@echo "runs and headline metrics: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=headline"
+	@echo "(the experiment's plain address opens MLflow's GenAI pages until 'Model training' is picked at the top left)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 ## the team's MLflow: PostgreSQL + `mlflow server` on 127.0.0.1 (params tracking.server);

@@ -160,6 +160,33 @@ def _runs():
                                                                  filter_string="tags.kind = 'job'")
 
 
+def test_an_experiment_made_earlier_gets_its_tags_and_a_users_saved_view_is_kept(resume_project):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from fer_pipeline.dag.tracking import EXPERIMENT_KIND, _experiment_id, tracking_uri
+    from fer_pipeline.dag.tracking_view import VIEW_NAME, VIEW_TAG, metric_column
+
+    uri = tracking_uri(resume_project)
+    client = MlflowClient(tracking_uri=uri)
+    earlier = client.create_experiment("resume-test")  # as before the pipeline tagged it
+    mlflow.set_tracking_uri(uri)
+    assert _experiment_id(mlflow, resume_project) == earlier
+    tags = client.get_experiment(earlier).tags
+    assert tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
+    # The envelope MLflow's UI accepts as a saved view (name, createdAt, state as a string).
+    view = json.loads(tags[VIEW_TAG])
+    assert view["name"] == VIEW_NAME and isinstance(view["createdAt"], int)
+    assert metric_column("mean_class_accuracy") in json.loads(view["state"])["selectedColumns"]
+
+    client.set_experiment_tag(earlier, VIEW_TAG, "the view as a user overrode it")
+    client.set_experiment_tag(earlier, EXPERIMENT_KIND[0], "genai_development")
+    _experiment_id(mlflow, resume_project)
+    tags = client.get_experiment(earlier).tags
+    assert tags[VIEW_TAG] == "the view as a user overrode it"
+    assert tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
+
+
 def test_a_resumed_job_continues_its_run_at_the_step_it_stopped(resume_project, tmp_path):
     from fer_pipeline.dag.tracking import RUN_ID_FILE
 

@@ -33,6 +33,7 @@ from fer_pipeline.dag.provenance import git_commit, pipeline_id
 from fer_pipeline.dag.stage import StageInstance
 from fer_pipeline.dag.stages import uses_facesynth
 from fer_pipeline.dag.tracking_location import artifact_location, dvc_experiment_tags, store_uri
+from fer_pipeline.dag.tracking_view import VIEW_TAG, view_tag_value
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +42,37 @@ def tracking_uri(params: dict) -> str:
     return store_uri(params)
 
 
-# MLflow 3 files an experiment without this tag under GenAI: a model-training one opens
-# on its runs (docs/dag.md, "MLflow": what the UI does with it).
+# The experiment declares itself a model-training one. MLflow 3.17.2's UI reads this tag
+# only while its GenAI / Model training switch is off, and 3.17.2 turns the switch on for
+# good: there the switch, not the tag, decides where the experiment opens (docs/dag.md,
+# "MLflow"). Kept: the UI's code still reads it wherever that switch is off.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def _missing_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The experiment tags to set, given those it has: its kind unless already so, and
+    the saved view of the headline metrics unless there (a user who overrides that view
+    in the UI keeps their version)."""
+    missing = {}
+    if tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        missing[EXPERIMENT_KIND[0]] = EXPERIMENT_KIND[1]
+    if VIEW_TAG not in tags:
+        missing[VIEW_TAG] = view_tag_value(int(time.time() * 1000))
+    return missing
 
 
 def _experiment_id(mlflow, params: dict) -> str:
     name = params["tracking"]["experiment"]
     found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before the tag was set
-            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
+    if found is not None:  # perhaps made before a tag was set
+        for key, value in _missing_tags(found.tags).items():
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     # Artifacts go to a folder beside the database, not the deprecated ./mlruns; a
     # tracking server chooses (its artifact proxy: clients share no disk).
     try:
         return mlflow.create_experiment(name, artifact_location=artifact_location(params, tracking_uri(params)),
-                                        tags=dict([EXPERIMENT_KIND]))
+                                        tags=_missing_tags({}))
     except Exception:  # created concurrently by a parallel job
         found = mlflow.get_experiment_by_name(name)
         if found is None:

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json, write_text
+from fer_pipeline.common.headline import HEADLINE
 from fer_pipeline.reporting.format import DEMO_NOTE
 
-HEADLINE = ("overall_accuracy", "mean_class_accuracy", "std_class_accuracy", "macro_f1")
 
 def build_summary(metrics_files: dict[str, Path], synthetic: bool, temporal_metrics: Path | None = None) -> dict:
     rows = []
