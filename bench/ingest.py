@@ -16,13 +16,16 @@ reused from --work-dir; `prepare` aligns every face by its landmarks.
     Both rates count the images that reach the cropper; both include starting
     their processes. Target: prepare >= 0.8 x floor. Also reported: CPU ms per
     image of each (main process and workers), which other load skews less.
-(b) FaceShardDataset (the training Dataset) over the prepared train split vs
-    torchvision ImageFolder (PIL loader) over the same crops saved as the same
-    JPEG bytes, one file each; same transforms (the training ones from
-    build_transform; ImageFolder gets ToImage() in front), same DataLoader
-    (train.supervised batch size and num_workers, shuffled order), timed over
-    --epochs epochs from the DataLoader's start. Target: >= 2x ImageFolder.
-    Also reported, not targeted: the same with the eval transforms.
+(b) The supervised training's own loader (train/supervised.py training_data:
+    FaceShardDataset over the prepared train split, EpochSampler, the
+    augmentation as train.supervised.augment says, batched by default in the
+    collate) vs torchvision ImageFolder (PIL loader) over the same crops saved as
+    the same JPEG bytes, one file each, with the same augmentation per image
+    (build_transform; ToImage() in front) and the same DataLoader settings
+    (batch size, num_workers, drop_last, no persistent workers, an EpochSampler
+    shuffle); timed over --epochs epochs from the DataLoader's start.
+    Target: >= 2x ImageFolder. Also reported, not targeted: FaceShardDataset vs
+    ImageFolder with the eval transforms (per image on both sides).
 (c) prepare's peak RSS (VmHWM of the main process; ru_maxrss of its largest
     pool worker) in a fresh subprocess on the dataset and on a copy --scale
     times larger (hard links under other names, CSV rows repeated).
@@ -119,6 +122,13 @@ def write_scaled(base: Path, root: Path, scale: int) -> None:
     os.replace(tmp, root)
 
 
+def read_options():
+    """The reader refuses files it does not know in a dataset root: the bench's marker is one."""
+    from fer_pipeline.data.io.layout import ReadOptions
+
+    return ReadOptions(ignore=("bench.json",))
+
+
 def warm_page_cache(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_file():
@@ -135,7 +145,7 @@ def crop_jobs(root: Path) -> list[tuple[str, object]]:
 
     size = load_params()["prepare"]["image_size"]
     jobs = []
-    for item in read_affectnet_manual(root):
+    for item in read_affectnet_manual(root, options=read_options()):
         if isinstance(item, RawRecord):
             try:
                 matrix = similarity_to_template(item.landmarks5, size)
@@ -197,7 +207,8 @@ def time_prepare(root: Path, out: Path, workers: int) -> tuple[float, dict]:
     shutil.rmtree(out, ignore_errors=True)  # not timed: replacing an old output
     t0 = time.perf_counter()
     manifest = prepare_dataset("bench", "affectnet_manual", str(root), out, prep["image_size"], prep["jpeg_quality"],
-                               prep["row_group_size"], prep["rows_per_shard"], workers=workers)
+                               prep["row_group_size"], prep["rows_per_shard"], workers=workers,
+                               options=read_options())
     return time.perf_counter() - t0, manifest
 
 
@@ -235,8 +246,77 @@ def time_loader(dataset, batch_size: int, num_workers: int, epochs: int) -> tupl
     return elapsed, seen
 
 
-def bench_loaders(prepared: Path, folder: Path, cfg: dict, class_set, epochs: int, repeats: int,
-                  augment: dict | None) -> dict:
+def time_epochs(loader, parts: list, epochs: int) -> tuple[float, int]:
+    """Seconds and images for `epochs` passes, each after set_epoch on `parts` (as training does)."""
+    t0 = time.perf_counter()
+    seen = 0
+    for epoch in range(epochs):
+        for part in parts:
+            part.set_epoch(epoch)
+        for images, _ in loader:
+            seen += images.shape[0]
+    return time.perf_counter() - t0, seen
+
+
+def _summary(images: int, epochs: int, cfg: dict, transforms: str, rates: dict, init: dict) -> dict:
+    dataset, folder_rate = statistics.median(rates["dataset"]), statistics.median(rates["imagefolder"])
+    return {
+        "images": images,
+        "epochs_per_run": epochs,
+        "batch_size": cfg["batch_size"],
+        "num_workers": cfg["num_workers"],
+        "input_size": cfg["input_size"],
+        "transforms": transforms,
+        "dataset_images_per_s": round(dataset, 1),
+        "imagefolder_images_per_s": round(folder_rate, 1),
+        "dataset_runs": [round(x, 1) for x in rates["dataset"]],
+        "imagefolder_runs": [round(x, 1) for x in rates["imagefolder"]],
+        "init_seconds": {k: round(v, 3) for k, v in init.items()},
+        "ratio": round(dataset / folder_rate, 3),
+    }
+
+
+def bench_training_loader(prepared: Path, folder: Path, cfg: dict, class_set, epochs: int, repeats: int,
+                          work: Path) -> dict:
+    """The training figure: the supervised training's loader against ImageFolder with the same
+    augmentation per image and the same DataLoader settings."""
+    import torch
+    from torch.utils.data import DataLoader
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    from fer_pipeline.data.datasets import EpochSampler, batched, build_transform
+    from fer_pipeline.train.supervised import training_data
+
+    torch.set_num_threads(1)  # the main process only iterates; the DataLoader workers decode and augment
+    cfg = {**cfg, "upsampling": "none"}  # the plain recipe: the bench's crops, once each
+    rates = {"dataset": [], "imagefolder": []}
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        shards, shard_sampler, shard_loader, _ = training_data(cfg, prepared, class_set, None, torch.device("cpu"),
+                                                               work / "training_data")
+        init_shards = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        transform = v2.Compose([v2.ToImage(), build_transform(cfg["input_size"], cfg["augment"])])
+        folder_ds = datasets.ImageFolder(str(folder), transform=transform)  # default loader: PIL
+        folder_sampler = EpochSampler(torch.tensor(folder_ds.targets), cfg["seed"], cfg["balanced_sampling"])
+        folder_loader = DataLoader(folder_ds, batch_size=cfg["batch_size"], sampler=folder_sampler,
+                                   drop_last=shard_loader.drop_last, num_workers=cfg["num_workers"],
+                                   persistent_workers=False)
+        init_folder = time.perf_counter() - t0
+        assert len(folder_ds) == len(shards), (len(folder_ds), len(shards))
+        order = [("dataset", shard_loader, [shards, shard_sampler]), ("imagefolder", folder_loader, [folder_sampler])]
+        for name, loader, parts in order if r % 2 == 0 else order[::-1]:
+            seconds, seen = time_epochs(loader, parts, epochs)
+            rates[name].append(seen / seconds)
+    how = "batched per batch (collate_faces)" if batched(cfg["augment"]) else "per image (augment.batched false)"
+    return _summary(len(shards), epochs, cfg, f"train: train.supervised.augment, the pipeline's {how}; "
+                    "ImageFolder: build_transform per image", rates, {"dataset": init_shards,
+                                                                      "imagefolder": init_folder})
+
+
+def bench_eval_loaders(prepared: Path, folder: Path, cfg: dict, class_set, epochs: int, repeats: int) -> dict:
+    """FaceShardDataset vs ImageFolder with the eval transforms (per image on both sides)."""
     import torch
     from torchvision import datasets
     from torchvision.transforms import v2
@@ -247,10 +327,10 @@ def bench_loaders(prepared: Path, folder: Path, cfg: dict, class_set, epochs: in
     rates = {"dataset": [], "imagefolder": []}
     for r in range(repeats):
         t0 = time.perf_counter()
-        shards = FaceShardDataset(prepared, "train", class_set, cfg["input_size"], augment, seed=0)
+        shards = FaceShardDataset(prepared, "train", class_set, cfg["input_size"], None, seed=0)
         init_shards = time.perf_counter() - t0
         t0 = time.perf_counter()
-        transform = v2.Compose([v2.ToImage(), build_transform(cfg["input_size"], augment)])
+        transform = v2.Compose([v2.ToImage(), build_transform(cfg["input_size"], None)])
         folder_ds = datasets.ImageFolder(str(folder), transform=transform)  # default loader: PIL
         init_folder = time.perf_counter() - t0
         assert len(folder_ds) == len(shards), (len(folder_ds), len(shards))
@@ -258,22 +338,8 @@ def bench_loaders(prepared: Path, folder: Path, cfg: dict, class_set, epochs: in
         for name, ds in order if r % 2 == 0 else order[::-1]:
             seconds, seen = time_loader(ds, cfg["batch_size"], cfg["num_workers"], epochs)
             rates[name].append(seen / seconds)
-    dataset, folder_rate = statistics.median(rates["dataset"]), statistics.median(rates["imagefolder"])
-    return {
-        "images": len(shards),
-        "epochs_per_run": epochs,
-        "batch_size": cfg["batch_size"],
-        "num_workers": cfg["num_workers"],
-        "input_size": cfg["input_size"],
-        "transforms": ("train: build_transform(train.supervised.augment)" if augment
-                       else "eval: build_transform(None), resize + normalize"),
-        "dataset_images_per_s": round(dataset, 1),
-        "imagefolder_images_per_s": round(folder_rate, 1),
-        "dataset_runs": [round(x, 1) for x in rates["dataset"]],
-        "imagefolder_runs": [round(x, 1) for x in rates["imagefolder"]],
-        "init_seconds": {"dataset": round(init_shards, 3), "imagefolder": round(init_folder, 3)},
-        "ratio": round(dataset / folder_rate, 3),
-    }
+    return _summary(len(shards), epochs, cfg, "eval: build_transform(None), resize + normalize", rates,
+                    {"dataset": init_shards, "imagefolder": init_folder})
 
 
 # ---- (c) peak RSS ------------------------------------------------------------------
@@ -383,11 +449,11 @@ def main() -> None:
     folder = work / "imagefolder"
     export_imagefolder(work / "prepared", folder, class_set)
     warm_page_cache(folder)
-    b = bench_loaders(work / "prepared", folder, train_cfg, class_set, args.epochs, args.repeats, train_cfg["augment"])
+    b = bench_training_loader(work / "prepared", folder, train_cfg, class_set, args.epochs, args.repeats, work)
     b["class_set"] = args.class_set
-    # Not the target: the same comparison with the eval transforms, where decoding weighs more.
-    b["eval_transforms"] = bench_loaders(work / "prepared", folder, train_cfg, class_set, args.epochs, args.repeats,
-                                         None)
+    # Not the target: the Dataset alone with the eval transforms, where decoding weighs more.
+    b["eval_transforms"] = bench_eval_loaders(work / "prepared", folder, train_cfg, class_set, args.epochs,
+                                              args.repeats)
 
     # (c)
     warm_page_cache(scaled)

@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, default_collate
 from torchvision.transforms import v2
 
 from fer_pipeline.common.labels import ClassSet
+from fer_pipeline.data.batch_augment import BatchAugment, RawFace, augment_batch
 from fer_pipeline.data.prep.shards import read_parquet, shard_paths
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def read_split(dataset_dir: str | Path, split: str, columns=("image", "label", "
 
 
 def build_transform(input_size: int, augment: dict | None) -> v2.Compose:
+    """The per-image transforms (the eval ones without `augment`). With `augment`,
+    BatchAugment draws the same parameters and applies them per batch (batch_augment.py)."""
     steps: list = []
     if augment:
         steps.append(v2.RandomResizedCrop(input_size, scale=tuple(augment["crop_scale"]), antialias=True))
@@ -50,6 +53,11 @@ def build_transform(input_size: int, augment: dict | None) -> v2.Compose:
         steps.append(v2.Resize(input_size, antialias=True))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
     return v2.Compose(steps)
+
+
+def batched(augment: dict | None) -> bool:
+    """Whether a training augmentation runs per batch (`augment.batched`, default true)."""
+    return bool(augment) and bool(augment.get("batched", True))
 
 
 def decode_rgb(data: bytes, source: str) -> torch.Tensor:
@@ -89,6 +97,11 @@ class FaceShardDataset(Dataset):
 
     Augmentation randomness is seeded per (seed, epoch, index), so a sample looks
     the same whatever worker loads it and a resumed run sees the same pixels.
+
+    With a batched augmentation (`augment.batched`, the default) an item's image is a
+    RawFace (the decoded uint8 face and its drawn parameters), which `collate_faces`
+    augments per batch: a DataLoader over this dataset needs `collate_fn=collate_faces`
+    (the default collate refuses a RawFace rather than pass it on).
     """
 
     def __init__(self, dataset_dir: str | Path, split: str, class_set: ClassSet, input_size: int,
@@ -110,6 +123,7 @@ class FaceShardDataset(Dataset):
         self.class_set = class_set
         self.transform = build_transform(input_size, augment)
         self.augment = bool(augment)
+        self.recipe = BatchAugment.from_config(input_size, augment) if batched(augment) else None
         self.seed = seed
         self.epoch = 0
 
@@ -131,17 +145,51 @@ class FaceShardDataset(Dataset):
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.targets, minlength=len(self.class_set))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor | RawFace, int]:
         """`dataset[i]` uses the epoch set by set_epoch; `dataset[i, epoch]` names it
         (step-based samplers pass it, since workers do not see set_epoch)."""
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         image = decode_rgb(self.images[index], self.sources[index])
+        if self.recipe is not None:
+            # A generator of its own per sample: the same draws as the per-image path's
+            # reseeded CPU generator, without forking torch's global state.
+            gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index))
+            return self.raw(image, gen), int(self.targets[index])
         if self.augment:
             with seeded_cpu_rng(sample_seed(self.seed, epoch, index)):
                 image = self.transform(image)
         else:
             image = self.transform(image)
         return image, int(self.targets[index])
+
+    def raw(self, image: torch.Tensor, generator: torch.Generator) -> RawFace:
+        """A decoded face with its batched augmentation's parameters drawn from `generator`."""
+        return RawFace(image, self.recipe.draw(image.shape[-2], image.shape[-1], generator))
+
+
+_MEAN = torch.tensor(MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def collate_faces(batch: list[tuple]) -> tuple | list:
+    """default_collate, except that RawFace images (first field of an item) are augmented
+    together and normalised: the batched half of FaceShardDataset's augmentation. Items
+    whose image is already a tensor (an unaugmented or distilled set mixed in) keep it."""
+    firsts = [item[0] for item in batch]
+    raw = [k for k, x in enumerate(firsts) if isinstance(x, RawFace)]
+    if not raw:
+        return default_collate(batch)
+    augmented = augment_batch([firsts[k].image for k in raw], [firsts[k].params for k in raw])
+    augmented = (augmented - _MEAN) / _STD
+    if len(raw) == len(batch):
+        images = augmented
+    else:
+        ready = sorted(set(range(len(batch))) - set(raw))
+        images = torch.empty((len(batch), *augmented.shape[1:]), dtype=augmented.dtype)
+        images[raw] = augmented
+        images[ready] = torch.stack([firsts[k] for k in ready])
+    rest = default_collate([tuple(item[1:]) for item in batch])
+    return (images, *rest)
 
 
 class EpochSampler(Sampler[int]):

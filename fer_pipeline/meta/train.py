@@ -41,7 +41,7 @@ from fer_pipeline.meta.smp import labelled_subset, write_index
 from fer_pipeline.meta.step import MetaLossConfig, meta_step
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint, distributed
-from fer_pipeline.data.datasets import FaceShardDataset, decode_rgb
+from fer_pipeline.data.datasets import FaceShardDataset, collate_faces, decode_rgb
 from fer_pipeline.train.device import autocast, memory_format, start_training
 from fer_pipeline.train.supervised import make_optimizer, make_scheduler
 from fer_pipeline.models.bundle import save_bundle
@@ -112,7 +112,10 @@ class PseudoLabelAudit:
 
 
 def _loader(dataset, sampler, workers: int, device) -> DataLoader:
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda")
+    # collate_faces: the labelled faces' crop and flip run per batch; the pool's items are
+    # ready tensors (per-sample RandAugment and cover) and go through the default collate.
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                      collate_fn=collate_faces)
 
 
 def train_meta(cfg: dict, labeled_dir: str | Path, pool_dir: str | Path, out_dir: str | Path,
@@ -169,7 +172,9 @@ def _labelled_subset(cfg: dict, labeled_dir: str | Path, class_set: ClassSet,
     """The labelled train split and the Smp subset drawn from it (its index file written
     to `index_dir`, when given)."""
     labeled = FaceShardDataset(labeled_dir, "train", class_set, cfg["input_size"],
-                               {"crop_scale": cfg["crop_scale"], "hflip": True, "color_jitter": 0.0}, cfg["seed"])
+                               # Crop and flip per batch (collate_faces), as train.supervised's default.
+                               {"crop_scale": cfg["crop_scale"], "hflip": True, "color_jitter": 0.0, "batched": True},
+                               cfg["seed"])
     subset = labelled_subset(labeled.targets.numpy(), cfg, len(class_set))
     counts = Counter(labeled.targets[subset].tolist())
     log.info("labelled subset: %d of %d images, per class %s", len(subset), len(labeled),

@@ -92,5 +92,9 @@ class UpsampledDataset(Dataset):
         with seeded_cpu_rng(sample_seed(self.base.seed, epoch, index)):
             if self.copies[index] > 0:
                 image = self.randaugment(image)
+            if self.base.recipe is not None:
+                # Drawn after RandAugment's, from the generator it drew from: the per-image
+                # path's parameters. The base's augmentation then runs per batch (collate_faces).
+                return self.base.raw(image, torch.default_generator), int(self.targets[index])
             image = self.base.transform(image)
         return image, int(self.targets[index])

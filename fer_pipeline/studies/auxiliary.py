@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from fer_pipeline.common.atomic import write_json
 from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.data.auxiliary import DistilledFaces, MixedSampler, as_tensors, mined_faces, mixed
-from fer_pipeline.data.datasets import FaceShardDataset
+from fer_pipeline.data.datasets import FaceShardDataset, collate_faces
 from fer_pipeline.methods.distillation import DistillConfig, distill, initial_images, outer_loss
 from fer_pipeline.models.bundle import save_bundle
 from fer_pipeline.models.factory import build_model
@@ -131,7 +131,7 @@ def train_model(cfg: dict, dataset_dir: str | Path, aux: str, aux_dir: str | Pat
     share = aux_share if auxiliary is not None else 0.0
     sampler = MixedSampler(len(labelled), 0 if auxiliary is None else len(auxiliary), share, cfg["seed"], epoch_size)
     loader = DataLoader(mixed(labelled, auxiliary), batch_size=cfg["batch_size"], sampler=sampler, drop_last=True,
-                        num_workers=cfg["num_workers"], persistent_workers=False)
+                        num_workers=cfg["num_workers"], persistent_workers=False, collate_fn=collate_faces)
     run = SupervisedRun.build(cfg, len(class_set), len(loader), device)
     for epoch in range(cfg["epochs"]):
         for part in (labelled, auxiliary, sampler):

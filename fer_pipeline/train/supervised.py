@@ -25,7 +25,7 @@ from fer_pipeline.methods.upsampling import UpsampledDataset, upsample_plan, wri
 from fer_pipeline.models.bundle import save_bundle
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.train import checkpoint
-from fer_pipeline.data.datasets import EpochSampler, FaceShardDataset
+from fer_pipeline.data.datasets import EpochSampler, FaceShardDataset, collate_faces
 from fer_pipeline.train.device import autocast, memory_format, start_training
 from fer_pipeline.train.losses import Objective, build_objective, upsampling, wrap_network
 
@@ -70,8 +70,8 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     """
     device = start_training(cfg)
     class_set = ClassSet.named(cfg["class_set"])
-    train_set, sampler, loader, counts = _training_data(cfg, dataset_dir, class_set, subset_index, device,
-                                                        Path(out_dir))
+    train_set, sampler, loader, counts = training_data(cfg, dataset_dir, class_set, subset_index, device,
+                                                       Path(out_dir))
     run = SupervisedRun.build(cfg, len(class_set), len(loader), device, init_weights, counts)
     ckpt_path = Path(work_dir) / "last.pt"
     if cfg["resume"] and run.resume(ckpt_path):
@@ -89,8 +89,8 @@ def train_supervised(cfg: dict, dataset_dir: str | Path, out_dir: str | Path, wo
     return _export(run.model, cfg, class_set, run.history, Path(out_dir), ckpt_path)
 
 
-def _training_data(cfg: dict, dataset_dir: str | Path, class_set: ClassSet, subset_index: str | Path | None,
-                   device: torch.device, out_dir: Path) -> tuple[Dataset, EpochSampler, DataLoader, list[int]]:
+def training_data(cfg: dict, dataset_dir: str | Path, class_set: ClassSet, subset_index: str | Path | None,
+                  device: torch.device, out_dir: Path) -> tuple[Dataset, EpochSampler, DataLoader, list[int]]:
     """The train split (or its Smp subset), up-sampled when train.supervised.upsampling
     says so, its per-epoch sampler, the batch loader and the class counts before up-sampling."""
     train_set = FaceShardDataset(dataset_dir, "train", class_set, cfg["input_size"], cfg["augment"], cfg["seed"])
@@ -102,10 +102,11 @@ def _training_data(cfg: dict, dataset_dir: str | Path, class_set: ClassSet, subs
         train_set = _upsampled(train_set, cfg["seed"], out_dir / "upsample_index.json")
     sampler = EpochSampler(train_set.targets, cfg["seed"], cfg["balanced_sampling"])
     # A labelled subset smaller than one batch (1 % of a small set) still trains: one partial batch.
+    # collate_faces runs the batched augmentation in the loader's workers (augment.batched).
     loader = DataLoader(train_set, batch_size=cfg["batch_size"], sampler=sampler,
                         drop_last=len(train_set) >= cfg["batch_size"],
                         num_workers=cfg["num_workers"], pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+                        persistent_workers=False, collate_fn=collate_faces)
     if len(loader) == 0:
         raise ValueError(f"batch_size {cfg['batch_size']} exceeds the {len(train_set)} training images")
     return train_set, sampler, loader, counts
