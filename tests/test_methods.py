@@ -348,3 +348,16 @@ def test_distillation_lowers_its_outer_loss_on_a_tiny_problem(tmp_path):
     assert after < 0.8 * before, (before, after)
     result.save(tmp_path / "distilled.pt")
     assert torch.equal(torch.load(tmp_path / "distilled.pt", weights_only=True)["images"], result.images)
+
+
+@pytest.mark.parametrize("arch,size,exact", [("resnet18", 48, False), ("resnet18", 224, False),
+                                             ("resnet18", 33, True), ("resnet18", 65, True),
+                                             ("small_cnn", 48, True), ("small_cnn", 40, False)])
+def test_flip_back_is_exact_only_where_the_layers_sample_symmetrically(arch, size, exact):
+    from fer_pipeline.methods.rac import flip_misalignment
+    from fer_pipeline.models.factory import build_model
+
+    torch.manual_seed(0)
+    mismatch = flip_misalignment(build_model(arch, 7), size)
+    # ResNets halve five times: columns line up at 32k + 1 px; small_cnn's 2x2 pools at multiples of 16.
+    assert (mismatch < 1e-5) == exact, mismatch

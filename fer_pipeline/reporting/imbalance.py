@@ -31,6 +31,7 @@ ROW_LABELS = {
     "weighted_ce": "Weighted CE",
     "label_smoothing": "Label smoothing",
     "upsampling": "RandAugment up-sampling",
+    "ce_flip": "CE of image + flip (control)",
     "rsl": "RSL",
     "rac": "RAC",
     "rac_rsl": "RAC + RSL (LNSU)",

@@ -10,7 +10,7 @@ train.supervised's, at imbalance.epochs / batch_size / input_size. Every network
 starts from the same seeded weights (start_training seeds torch before building it), and
 every row is scored on the untouched test split.
 
-    ce, weighted_ce, label_smoothing, upsampling, rsl, rac, rac_rsl    one training each
+    ce, weighted_ce, label_smoothing, upsampling, ce_flip, rsl, rac, rac_rsl    one training each
     deviation   the CE row's network fine-tuned with the deviation module (deviation_epochs)
     ensemble    the CE models of imbalance.ensemble's archs, softmax averaged: a member of
                 arch imbalance.arch is the CE row's model, the others train as member_<arch>
@@ -43,6 +43,9 @@ ROWS = {
     "weighted_ce": {"loss": {"kind": "weighted_ce"}},
     "label_smoothing": {"loss": {"kind": "label_smoothing"}},
     "upsampling": {"loss": {"kind": "ce"}, "upsampling": "randaugment"},
+    # LNSU's loss with both modules off: the cross-entropy of image + flip in one batch, the
+    # control that sees what the LNSU rows see (twice the images per step), minus the methods.
+    "ce_flip": {"loss": {"kind": "lnsu", "rac": False, "rsl": False}},
     "rsl": {"loss": {"kind": "lnsu", "rac": False, "rsl": True}},
     "rac": {"loss": {"kind": "lnsu", "rac": True, "rsl": False}},
     "rac_rsl": {"loss": {"kind": "lnsu", "rac": True, "rsl": True}},

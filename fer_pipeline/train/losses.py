@@ -9,6 +9,7 @@ trainer's loss before the switch existed: torch's cross-entropy with
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +18,10 @@ from fer_pipeline.methods.cam import MapsAndLogits
 from fer_pipeline.methods.class_weights import class_weights, given_or_counted
 from fer_pipeline.methods.deviation import DeviationNet
 from fer_pipeline.methods.lnsu import LNSUConfig, lnsu_loss
+from fer_pipeline.methods.rac import flip_misalignment
 from fer_pipeline.methods.weighted_ce import weighted_smoothed_ce
+
+log = logging.getLogger(__name__)
 
 KINDS = ("ce", "weighted_ce", "label_smoothing", "lnsu")
 UPSAMPLING = ("none", "randaugment")
@@ -89,6 +93,8 @@ class Objective:
         # bundle see the network itself.
         if self._net is None or self._net.fc is not model.fc:
             self._net = MapsAndLogits(model)
+            if self.loss["rac"]:
+                warn_if_flip_misaligned(model, images.shape[-1])
         net = self._net
         seen = _KeepLogits(net)
         cfg = LNSUConfig(consistency_weight=self.loss["consistency_weight"] if self.loss["rac"] else 0.0,
@@ -96,6 +102,15 @@ class Objective:
                          rsl_form=self.loss["rsl_form"])
         total, _ = lnsu_loss(seen, images, targets, self.weights, cfg)
         return total, seen.logits[:len(images)]
+
+
+def warn_if_flip_misaligned(model: torch.nn.Module, input_size: int) -> None:
+    """RAC at an input size where flip-back cannot line up (methods/rac.py) is said once."""
+    mismatch = flip_misalignment(model, input_size)
+    if mismatch > 1e-3:
+        log.warning("RAC at %d px: this network's flipped-back maps sit %.0f %% (relative) from the image's even "
+                    "with mirror-symmetric kernels, so the consistency cannot be met; ResNets line up at 32k + 1 px "
+                    "(33, 65, 225)", input_size, 100 * mismatch)
 
 
 class _KeepLogits:
