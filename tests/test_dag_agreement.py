@@ -8,7 +8,7 @@ import yaml
 
 from conftest import REPO, make_project_copy, run
 from fer_pipeline.common import params as params_mod
-from fer_pipeline.dag.dvc_render import render_dvc_yaml
+from fer_pipeline.orchestrators.dvc_render import render_dvc_yaml
 from fer_pipeline.dag.lineage import instances
 from fer_pipeline.dag.stages import GROUPS
 
@@ -201,8 +201,42 @@ def test_dvc_code_deps_are_exactly_each_stage_closure():
     assert folders, "some closure holds a whole package folder"
 
 
+def test_dvc_params_list_each_stage_keys_once():
+    """Each stage's params in dvc.yaml cover its own and its upstream keys, with no key
+    inside another listed key (the outer value holds it; DVC walks params.yaml per key)."""
+    from fer_pipeline.dag.lineage import upstream_params
+    from fer_pipeline.dag.stages import build_stages
+    from fer_pipeline.orchestrators.dvc_render import _dvc_template
+
+    params = params_mod.load(REPO / "params.yaml")
+    rendered = yaml.safe_load(render_dvc_yaml(params, "main"))["stages"]
+    dropped = 0
+    for stage in build_stages(params):
+        if stage.group != "main":
+            continue
+        listed = rendered[stage.name].get("do", rendered[stage.name])["params"]
+        wanted = upstream_params(params, stage.instances()[0]) + [_dvc_template(stage, p) for p in stage.params]
+        assert set(listed) <= set(wanted), stage.name
+        assert all(k in listed or any(k.startswith(key + ".") for key in listed) for k in wanted), stage.name
+        assert not [k for k in listed if any(k.startswith(key + ".") for key in listed)], stage.name
+        dropped += len(set(wanted) - set(listed))
+    assert dropped, "the demo has keys inside listed keys (train.meta.arch beside train.meta)"
+
+
+def test_every_stage_lists_the_dag_package_as_one_folder():
+    """Every stage runs all of fer_pipeline/dag (the job runner and what it reads), so
+    dvc.yaml lists it as one folder dep. A module there that no stage imports would
+    split it back into a dozen file deps per job: what only the orchestrators read
+    belongs in fer_pipeline/orchestrators/."""
+    rendered = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in rendered.items():
+        deps = stage.get("do", stage)["deps"]
+        assert "fer_pipeline/dag" in deps, name
+        assert not [d for d in deps if d.startswith("fer_pipeline/dag/")], name
+
+
 def test_a_folder_dep_needs_every_module_and_dvc_sees_only_modules(tmp_path):
-    from fer_pipeline.dag.dvc_render import as_dvc_deps
+    from fer_pipeline.orchestrators.dvc_render import as_dvc_deps
 
     pkg = tmp_path / "fer_pipeline"
     for rel in ("__init__.py", "a/__init__.py", "a/x.py", "a/b/__init__.py", "a/b/y.py", "c/z.py"):

@@ -57,7 +57,7 @@ def as_dvc_deps(files, root: Path | None = None) -> list[str]:
     (DVC names the stage) and the rendering (`fer dvc-yaml --check` fails) until
     `fer dvc-yaml` lists the folder's other modules one by one.
 
-    It lives here, not in dag/codedeps.py: no stage imports this module, so changing
+    It lives here, not in dag/codedeps.py: no stage imports this package, so changing
     how dvc.yaml lists the deps outdates no job (codedeps.py is in every closure)."""
     root = root or source_root()
     files = set(files)
@@ -86,6 +86,15 @@ def _modules_below(root: Path) -> dict[str, frozenset[str]]:
     return {d: frozenset(mods) for d, mods in below.items()}
 
 
+def without_covered_keys(keys: list[str]) -> list[str]:
+    """The keys, less each one inside another listed key (`train.meta.arch` beside
+    `train.meta`): the outer key's value already holds it, so DVC names the stage for
+    exactly the same edits. Each listed key costs `dvc status` a walk over all of
+    params.yaml (DVC looks every key up with dpath, which folds the whole tree) and
+    its value is repeated in dvc.lock for every job of the stage."""
+    return [k for k in keys if not any(k.startswith(other + ".") for other in keys)]
+
+
 def _stage_body(params: dict, stage: Stage) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
@@ -106,7 +115,7 @@ def _stage_body(params: dict, stage: Stage) -> dict:
         body["deps"] = deps
     own = [t(p) for p in stage.params]
     inherited = [k for k in upstream_params(params, stage.instances()[0]) if k not in own]
-    body["params"] = inherited + own
+    body["params"] = without_covered_keys(inherited + own)
     body["outs"] = [t(o) for o in stage.outs_with_stamp()]
     if stage.metrics:
         body["metrics"] = [{t(m): {"cache": False}} for m in stage.metrics]
