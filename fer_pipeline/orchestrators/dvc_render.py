@@ -96,7 +96,7 @@ def compact_params_keys(params: dict, keys: list[str]) -> list[str]:
     naming every child of a mapping become the mapping (the five `datasets.<name>` ->
     `datasets`). DVC names the stage for exactly the same edits, and `dvc status` looks
     each listed key up with dpath, which walks all of params.yaml: with one key per
-    lookup that was a sixth of its time. Foreach templates (`datasets.${key}`) are kept
+    lookup that was about a tenth of its time. Foreach templates (`datasets.${key}`) are kept
     as they are."""
     while True:
         keys = [k for k in keys if not any(k.startswith(other + ".") for other in keys)]
@@ -114,7 +114,7 @@ def compact_params_keys(params: dict, keys: list[str]) -> list[str]:
         keys = merged
 
 
-def _stage_body(params: dict, stage: Stage) -> dict:
+def _stage_body(params: dict, stage: Stage, written: dict[str, str]) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
     if _wdir(stage.group):
@@ -126,7 +126,7 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     # jobs that read it; `dvc repro` then reruns whatever their new outputs change
     # (docs/dag.md). A root that a job writes (FaceSynth's) is read through that job's
     # stamp (_written_roots).
-    written, via = _written_roots(params), _redirected_fields(params, stage)
+    via = _redirected_fields(stage, written)
     own_deps = [t(_as_dvc_dep(d, written, via)) for d in stage.deps]
     # Code: the import closure of this stage's command and of every stage upstream of it,
     # so `dvc status` names every job a change reruns. A package folder the closure holds
@@ -153,7 +153,7 @@ def _written_roots(params: dict) -> dict[str, str]:
     DVC hashes a declared folder anew for every stage that declares it. FaceSynth's roots
     are `generate`'s outputs, whose bytes `dvc status` already checks against dvc.lock;
     declared again on each `prepare` job, the demo's ~16 000 Aff-Wild2 frames and its
-    RAF-DB images were walked three times: half of a `dvc status`. The stamp keeps the
+    RAF-DB images were walked three times: a third of a `dvc status`. The stamp keeps the
     edge (prepare after generate) and changes whenever generate reruns. The price: a
     byte edited by hand inside FaceSynth's output makes `dvc status` name `generate`
     (changed outs; `dvc repro` writes it again, then reruns the prepare jobs), where
@@ -168,13 +168,12 @@ def _written_roots(params: dict) -> dict[str, str]:
     return written
 
 
-def _redirected_fields(params: dict, stage: Stage) -> set[str]:
+def _redirected_fields(stage: Stage, written: dict[str, str]) -> set[str]:
     """Item fields that only the stage's deps read and that hold a written root for some
     item (prepare's `root`): DVC reads `<field>_dep` instead (_dvc_items)."""
     elsewhere = {f for text in (stage.cmd, stage.log, *stage.declared_outputs(), *stage.params)
                  for f in template_fields(text)}
     in_deps = {f for dep in stage.deps for f in template_fields(dep)} - elsewhere
-    written = _written_roots(params)
     return {f for f in in_deps if any(values.get(f) in written for values in stage.items.values())}
 
 
@@ -185,10 +184,10 @@ def _as_dvc_dep(dep: str, written: dict[str, str], via: set[str]) -> str:
     return _FIELD.sub(lambda m: "{%s_dep}" % m.group(1) if m.group(1) in via else m.group(0), dep)
 
 
-def _dvc_items(params: dict, stage: Stage) -> dict[str, dict[str, str]]:
+def _dvc_items(stage: Stage, written: dict[str, str]) -> dict[str, dict[str, str]]:
     """The foreach items; beside each redirected field, `<field>_dep`: what DVC hashes for
     it, the writer's stamp for a written root, else the same path."""
-    via, written = _redirected_fields(params, stage), _written_roots(params)
+    via = _redirected_fields(stage, written)
     return {item: {**values, **{f"{f}_dep": written.get(values[f], values[f]) for f in sorted(via)}}
             for item, values in stage.items.items()}
 
@@ -196,13 +195,14 @@ def _dvc_items(params: dict, stage: Stage) -> dict[str, dict[str, str]]:
 def render_dvc_yaml(params: dict, group: str = "main") -> str:
     """The dvc.yaml of one stage group (GROUPS names its path)."""
     stages: dict = {}
+    written = _written_roots(params)
     for stage in build_stages(params):
         if stage.group != group:
             continue
         if stage.scattered:
-            stages[stage.name] = {"foreach": _dvc_items(params, stage), "do": _stage_body(params, stage)}
+            stages[stage.name] = {"foreach": _dvc_items(stage, written), "do": _stage_body(params, stage, written)}
         else:
-            stages[stage.name] = _stage_body(params, stage)
+            stages[stage.name] = _stage_body(params, stage, written)
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
 
 
