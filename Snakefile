@@ -4,18 +4,17 @@
 
 import os
 
-from snakemake.utils import validate
-
 from fer_pipeline.dag.provenance import new_pipeline_id
-from fer_pipeline.dag.snakemake_rules import Rules
+from fer_pipeline.orchestrators.snakemake_rules import Rules
 
 
 configfile: "params.yaml"
 
-
-validate(config, "workflow/schemas/params.schema.yaml")
-# Rules() validates again, with the checks across keys the schema cannot express
-# (fer_pipeline/common/params_checks.py), before any key file is written.
+# Rules() validates the config (with any --config overrides) against the schema, then
+# with the checks across keys the schema cannot express (fer_pipeline/common/params_checks.py),
+# before any key file is written. Not also snakemake.utils.validate: it would load and
+# check the same schema a second time on every `snakemake -n` (tests/test_params.py:
+# a bad value still stops Snakemake, named).
 RULES = Rules(config)
 # One id for every job of this invocation: MLflow groups the runs by it.
 os.environ.setdefault("FER_PIPELINE_ID", new_pipeline_id())

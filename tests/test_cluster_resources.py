@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO, make_project_copy, run, tiny_params
 from fer_pipeline.common import params as params_mod
 from fer_pipeline.dag import resources
-from fer_pipeline.dag.dvc_render import render_dvc_yaml
+from fer_pipeline.orchestrators.dvc_render import render_dvc_yaml
 from fer_pipeline.dag.lineage import get_stage
 from fer_pipeline.dag.stages import build_stages
 

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import REPO, make_project_copy, run
 from fer_pipeline.common import params as params_mod
-from fer_pipeline.dag.dvc_render import render_dvc_yaml
+from fer_pipeline.orchestrators.dvc_render import render_dvc_yaml
 from fer_pipeline.dag.lineage import instances
 from fer_pipeline.dag.stages import GROUPS
 
@@ -201,8 +201,86 @@ def test_dvc_code_deps_are_exactly_each_stage_closure():
     assert folders, "some closure holds a whole package folder"
 
 
+def test_dvc_params_select_each_stage_values_under_fewer_keys():
+    """Each stage's params in dvc.yaml select exactly the params.yaml values of its own and
+    its upstream keys (so DVC names it for the same edits), under fewer keys: none inside
+    another listed key, no mapping spelled out child by child."""
+    from fer_pipeline.common.params import select
+    from fer_pipeline.dag.lineage import upstream_params
+    from fer_pipeline.dag.stages import build_stages
+    from fer_pipeline.orchestrators.dvc_render import _dvc_template
+
+    params = params_mod.load(REPO / "params.yaml")
+
+    def leaves(keys):
+        found = set()
+        for key in keys:
+            if "$" in key:  # a foreach template: one value per item
+                found.add(key)
+                continue
+            todo = [key]
+            while todo:
+                k = todo.pop()
+                value = select(params, k)
+                if isinstance(value, dict) and value:
+                    todo += [f"{k}.{child}" for child in value]
+                else:
+                    found.add(k)
+        return found
+
+    rendered = yaml.safe_load(render_dvc_yaml(params, "main"))["stages"]
+    fewer = 0
+    for stage in build_stages(params):
+        if stage.group != "main":
+            continue
+        listed = rendered[stage.name].get("do", rendered[stage.name])["params"]
+        wanted = upstream_params(params, stage.instances()[0]) + [_dvc_template(stage, p) for p in stage.params]
+        # A template inside a listed mapping (gather's `datasets.${key}.parts` in `datasets`) is held by it.
+        held = {k for k in wanted if "$" in k and any(k.startswith(key + ".") for key in listed)}
+        assert leaves(listed) == leaves(set(wanted) - held), stage.name
+        assert not [k for k in listed if any(k.startswith(key + ".") for key in listed)], stage.name
+        assert len(set(listed)) == len(listed), stage.name
+        fewer += len(set(wanted)) - len(listed)
+    assert fewer > 0, "the demo lists train.meta.arch beside train.meta and every dataset one by one"
+    assert "datasets" in rendered["report"]["params"] and "train" in rendered["report"]["params"]
+
+
+def test_a_root_a_job_writes_reaches_dvc_through_that_jobs_stamp():
+    """FaceSynth's roots are generate's outputs, which DVC already hashes once: prepare
+    declares generate's stamp instead (the edge stays). A user's root, which no job
+    writes, is declared as it is."""
+    from fer_pipeline.dag.lineage import get_instance
+
+    params = params_mod.load(REPO / "params.yaml")
+    params["datasets"]["rafdb"]["root"] = "external/rafdb"
+    rendered = yaml.safe_load(render_dvc_yaml(params, "main"))["stages"]
+    stamp = get_instance(params, "generate").stamp
+    assert stamp in rendered["generate"]["outs"]
+    assert rendered["prepare"]["do"]["deps"][0] == "${item.root_dep}"
+    for values in rendered["prepare"]["foreach"].values():
+        assert values["root"] == params["datasets"][values["dataset"]]["root"]
+        assert values["root_dep"] == ("external/rafdb" if values["dataset"] == "rafdb" else stamp)
+    # The paper profile reads real data only: no job writes a root, nothing is redirected.
+    paper = params_mod.load(REPO / "workflow/params/paper.yaml")
+    prepare = yaml.safe_load(render_dvc_yaml(paper, "main"))["stages"]["prepare"]
+    assert prepare["do"]["deps"][0] == "${item.root}"
+    assert not [v for v in prepare["foreach"].values() if "root_dep" in v]
+
+
+def test_every_stage_lists_the_dag_package_as_one_folder():
+    """Every stage runs all of fer_pipeline/dag (the job runner and what it reads), so
+    dvc.yaml lists it as one folder dep. A module there that no stage imports would
+    split it back into a dozen file deps per job: what only the orchestrators read
+    belongs in fer_pipeline/orchestrators/."""
+    rendered = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in rendered.items():
+        deps = stage.get("do", stage)["deps"]
+        assert "fer_pipeline/dag" in deps, name
+        assert not [d for d in deps if d.startswith("fer_pipeline/dag/")], name
+
+
 def test_a_folder_dep_needs_every_module_and_dvc_sees_only_modules(tmp_path):
-    from fer_pipeline.dag.dvc_render import as_dvc_deps
+    from fer_pipeline.orchestrators.dvc_render import as_dvc_deps
 
     pkg = tmp_path / "fer_pipeline"
     for rel in ("__init__.py", "a/__init__.py", "a/x.py", "a/b/__init__.py", "a/b/y.py", "c/z.py"):

@@ -125,7 +125,7 @@ def test_two_spellings_of_one_folder_overlap(shipped, tmp_path, monkeypatch):
 
 
 def test_snakemakes_rules_run_the_same_checks(shipped):
-    from fer_pipeline.dag.snakemake_rules import Rules
+    from fer_pipeline.orchestrators.snakemake_rules import Rules
 
     shipped["train"]["supervised"]["augment"]["crop_scale"] = [1.0, 0.5]
     with pytest.raises(params_mod.ParamsError, match=r"'train\.supervised\.augment\.crop_scale'"):

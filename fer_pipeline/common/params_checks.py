@@ -1,5 +1,5 @@
 """Checks across params keys that the JSON schema cannot express, run wherever params
-are validated (every `fer` command, the Snakefile through dag/snakemake_rules.py), so a
+are validated (every `fer` command, the Snakefile through orchestrators/snakemake_rules.py), so a
 bad combination stops before any job starts, with the keys it involves named.
 
 Each check returns message lines; `params.validate` raises them as one ParamsError.

@@ -41,6 +41,7 @@ def job_module(command: str) -> str:
     return f"{PACKAGE}.jobs.{command.replace('-', '_')}"
 
 
+@lru_cache(maxsize=None)  # asked ~4 000 times per `snakemake -n` for ~200 modules
 def _module_file(root: Path, module: str) -> Path | None:
     base = root.joinpath(*module.split("."))
     if (base / "__init__.py").is_file():

@@ -38,13 +38,19 @@ def _walk(root: Path):
     if root.is_file():
         yield root.name, str(root)
         return
-    for dirpath, dirnames, filenames in os.walk(root):
+    # Relative paths by slicing, not os.path.relpath: relpath makes both paths absolute
+    # for every file, which was most of a pass over a 16 000-file raw folder (and of the
+    # fingerprints `snakemake -n` and `fer status` take). os.walk yields every folder as
+    # `top` joined with the names below it, so the slice is what relpath would return.
+    top = os.path.normpath(root)
+    prefix = top if top.endswith("/") else top + "/"
+    for dirpath, dirnames, filenames in os.walk(top):
         # A fixed walk order (the digest must not depend on the file system's), without
         # the temp files and folders of a write in progress or of a killed job.
         dirnames[:] = sorted(d for d in dirnames if not is_temp_name(d))
+        rel_dir = dirpath[len(prefix):] + "/" if dirpath != top else ""
         for name in sorted(f for f in filenames if not is_temp_name(f)):
-            full = os.path.join(dirpath, name)
-            yield os.path.relpath(full, root), full
+            yield rel_dir + name, os.path.join(dirpath, name)
 
 
 def tree_fingerprint(root: str | Path, cache_dir: Path = CACHE_DIR, memo: bool = False) -> str:

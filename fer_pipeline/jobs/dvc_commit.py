@@ -1,6 +1,6 @@
 """`fer dvc-commit`: record in dvc.lock the jobs Snakemake made (their stamps match)."""
 
-from fer_pipeline.dag.dvc_render import commit_current_stages
+from fer_pipeline.orchestrators.dvc_render import commit_current_stages
 
 
 def run(params: dict, args) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_text
-from fer_pipeline.dag.dvc_render import render_dvc_yaml
+from fer_pipeline.orchestrators.dvc_render import render_dvc_yaml
 from fer_pipeline.dag.stages import GROUPS
 
 

@@ -17,7 +17,7 @@ def outdated_jobs(params: dict, group: str | None = "main") -> dict[str, bool]:
 
 
 def run(params: dict, args) -> None:
-    from fer_pipeline.dag.dvc_render import stale_dvc_files
+    from fer_pipeline.orchestrators.dvc_render import stale_dvc_files
 
     jobs = outdated_jobs(params, None if args.all else "main")
     for name, outdated in jobs.items():

@@ -164,7 +164,7 @@ def test_fer_refuses_to_run_a_job_another_process_runs(tmp_path, fault):
 @pytest.mark.fault("failed dvc commit after snakemake")
 def test_a_failed_dvc_commit_says_why(tmp_path, monkeypatch, fault):
     fault.injected, fault.lost = True, 0  # injected below; no dataset records involved
-    from fer_pipeline.dag.dvc_render import dvc_commit
+    from fer_pipeline.orchestrators.dvc_render import dvc_commit
 
     fake = tmp_path / "bin" / "dvc"
     fake.parent.mkdir()

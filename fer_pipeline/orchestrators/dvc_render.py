@@ -12,10 +12,11 @@ from pathlib import Path
 import yaml
 
 from fer_pipeline.common.atomic import write_text
+from fer_pipeline.common.params import select
 from fer_pipeline.dag.codedeps import PACKAGE, source_root
 from fer_pipeline.dag.lineage import instances, upstream_code, upstream_params
 from fer_pipeline.dag.provenance import is_current
-from fer_pipeline.dag.stage import Stage, StageInstance
+from fer_pipeline.dag.stage import Stage, StageInstance, is_under, template_fields
 from fer_pipeline.dag.stages import GROUPS, build_stages
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ HEADER = """\
 # imports and params.yaml: do not edit. The Snakefile reads the same stage list;
 # tests/test_dag_agreement.py checks both.
 """
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
 
 
 def _dvc_template(stage: Stage, text: str) -> str:
@@ -37,7 +41,7 @@ def _dvc_template(stage: Stage, text: str) -> str:
             return _dvc_template(stage, stage.log)
         return "${item.%s}" % name
 
-    return re.sub(r"\{(\w+)\}", repl, text)
+    return _FIELD.sub(repl, text)
 
 
 def _wdir(group: str) -> str | None:
@@ -57,7 +61,7 @@ def as_dvc_deps(files, root: Path | None = None) -> list[str]:
     (DVC names the stage) and the rendering (`fer dvc-yaml --check` fails) until
     `fer dvc-yaml` lists the folder's other modules one by one.
 
-    It lives here, not in dag/codedeps.py: no stage imports this module, so changing
+    It lives here, not in dag/codedeps.py: no stage imports this package, so changing
     how dvc.yaml lists the deps outdates no job (codedeps.py is in every closure)."""
     root = root or source_root()
     files = set(files)
@@ -86,7 +90,31 @@ def _modules_below(root: Path) -> dict[str, frozenset[str]]:
     return {d: frozenset(mods) for d, mods in below.items()}
 
 
-def _stage_body(params: dict, stage: Stage) -> dict:
+def compact_params_keys(params: dict, keys: list[str]) -> list[str]:
+    """The same params.yaml values under fewer keys: a key inside another listed key is
+    left out (`train.meta.arch` beside `train.meta`: the outer value holds it), and keys
+    naming every child of a mapping become the mapping (the five `datasets.<name>` ->
+    `datasets`). DVC names the stage for exactly the same edits, and `dvc status` looks
+    each listed key up with dpath, which walks all of params.yaml: with one key per
+    lookup that was about a tenth of its time. Foreach templates (`datasets.${key}`) are kept
+    as they are."""
+    while True:
+        keys = [k for k in keys if not any(k.startswith(other + ".") for other in keys)]
+        parents = {k.rpartition(".")[0] for k in keys if "." in k and "$" not in k}
+        full = {p for p in parents if isinstance(select(params, p), dict)
+                and {f"{p}.{child}" for child in select(params, p)} <= set(keys)}
+        if not full:
+            return keys
+        merged: list[str] = []
+        for k in keys:
+            parent = k.rpartition(".")[0]
+            key = parent if parent in full else k
+            if key not in merged:
+                merged.append(key)
+        keys = merged
+
+
+def _stage_body(params: dict, stage: Stage, written: dict[str, str]) -> dict:
     t = (lambda s: _dvc_template(stage, s)) if stage.scattered else (lambda s: s.replace("{log}", stage.log))
     body: dict = {"cmd": t(stage.cmd)}
     if _wdir(stage.group):
@@ -94,9 +122,12 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     # Data: the stage's own inputs only. Raw dataset roots are not repeated on the stages
     # downstream of prepare: DVC walks every declared folder anew for each stage, and the
     # raw roots (tens of thousands of frames) repeated on a dozen stages cost `dvc status`
-    # most of its 8 s. A changed raw file makes DVC name the prepare jobs that read it;
-    # `dvc repro` then reruns whatever their new outputs change (docs/dag.md).
-    own_deps = [t(d) for d in stage.deps]
+    # most of its 8 s. A changed file in the user's raw copy makes DVC name the prepare
+    # jobs that read it; `dvc repro` then reruns whatever their new outputs change
+    # (docs/dag.md). A root that a job writes (FaceSynth's) is read through that job's
+    # stamp (_written_roots).
+    via = _redirected_fields(stage, written)
+    own_deps = [t(_as_dvc_dep(d, written, via)) for d in stage.deps]
     # Code: the import closure of this stage's command and of every stage upstream of it,
     # so `dvc status` names every job a change reruns. A package folder the closure holds
     # whole is one folder dep: the lock, which DVC parses on every `dvc status`, stays small.
@@ -106,7 +137,7 @@ def _stage_body(params: dict, stage: Stage) -> dict:
         body["deps"] = deps
     own = [t(p) for p in stage.params]
     inherited = [k for k in upstream_params(params, stage.instances()[0]) if k not in own]
-    body["params"] = inherited + own
+    body["params"] = compact_params_keys(params, inherited + own)
     body["outs"] = [t(o) for o in stage.outs_with_stamp()]
     if stage.metrics:
         body["metrics"] = [{t(m): {"cache": False}} for m in stage.metrics]
@@ -115,16 +146,63 @@ def _stage_body(params: dict, stage: Stage) -> dict:
     return body
 
 
+def _written_roots(params: dict) -> dict[str, str]:
+    """Each dataset root that a job of the DAG writes (FaceSynth's folders: `generate`),
+    with that job's stamp, which the stages reading the root declare to DVC instead.
+
+    DVC hashes a declared folder anew for every stage that declares it. FaceSynth's roots
+    are `generate`'s outputs, whose bytes `dvc status` already checks against dvc.lock;
+    declared again on each `prepare` job, the demo's ~16 000 Aff-Wild2 frames and its
+    RAF-DB images were walked three times: a third of a `dvc status`. The stamp keeps the
+    edge (prepare after generate) and changes whenever generate reruns. The price: a
+    byte edited by hand inside FaceSynth's output makes `dvc status` name `generate`
+    (changed outs; `dvc repro` writes it again, then reruns the prepare jobs), where
+    Snakemake and `fer status`, which fingerprint the bytes a job reads, name the
+    prepare jobs. A root no job writes (the user's copy) stays a dep of its prepare jobs."""
+    roots = {ds["root"] for ds in params["datasets"].values()}
+    written = {}
+    for inst in instances(params):
+        for root in roots:
+            if any(is_under(root, out) for out in inst.all_outputs):
+                written[root] = inst.stamp
+    return written
+
+
+def _redirected_fields(stage: Stage, written: dict[str, str]) -> set[str]:
+    """Item fields that only the stage's deps read and that hold a written root for some
+    item (prepare's `root`): DVC reads `<field>_dep` instead (_dvc_items)."""
+    elsewhere = {f for text in (stage.cmd, stage.log, *stage.declared_outputs(), *stage.params)
+                 for f in template_fields(text)}
+    in_deps = {f for dep in stage.deps for f in template_fields(dep)} - elsewhere
+    return {f for f in in_deps if any(values.get(f) in written for values in stage.items.values())}
+
+
+def _as_dvc_dep(dep: str, written: dict[str, str], via: set[str]) -> str:
+    """A written root as its writer's stamp; `{field}` of a redirected field as `{field_dep}`."""
+    if dep in written:
+        return written[dep]
+    return _FIELD.sub(lambda m: "{%s_dep}" % m.group(1) if m.group(1) in via else m.group(0), dep)
+
+
+def _dvc_items(stage: Stage, written: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The foreach items; beside each redirected field, `<field>_dep`: what DVC hashes for
+    it, the writer's stamp for a written root, else the same path."""
+    via = _redirected_fields(stage, written)
+    return {item: {**values, **{f"{f}_dep": written.get(values[f], values[f]) for f in sorted(via)}}
+            for item, values in stage.items.items()}
+
+
 def render_dvc_yaml(params: dict, group: str = "main") -> str:
     """The dvc.yaml of one stage group (GROUPS names its path)."""
     stages: dict = {}
+    written = _written_roots(params)
     for stage in build_stages(params):
         if stage.group != group:
             continue
         if stage.scattered:
-            stages[stage.name] = {"foreach": stage.items, "do": _stage_body(params, stage)}
+            stages[stage.name] = {"foreach": _dvc_items(stage, written), "do": _stage_body(params, stage, written)}
         else:
-            stages[stage.name] = _stage_body(params, stage)
+            stages[stage.name] = _stage_body(params, stage, written)
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
 
 
