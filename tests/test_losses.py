@@ -64,6 +64,7 @@ def test_each_study_row_builds_its_method_objective(params, row, tmp_path):
         "upsampling": F.cross_entropy(out, y),
         "weighted_ce": (w[y] * F.cross_entropy(out, y, reduction="none")).sum() / w[y].sum(),
         "label_smoothing": F.cross_entropy(out, y, label_smoothing=0.2),
+        "ce_flip": F.cross_entropy(out, y) + F.cross_entropy(flipped, y),  # both views, neither module
         "rsl": rsl,
         "rac": F.cross_entropy(out, y) + F.cross_entropy(flipped, y) + rac,
         "rac_rsl": rsl + rac,
