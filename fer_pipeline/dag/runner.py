@@ -65,6 +65,11 @@ class Job:
         if self.tracker is not None:
             self.logged_models[name] = log_bundle(self.tracker, model_dir, bundle, name)
 
+    def log_model(self, name: str, log) -> None:
+        """Record a logged model: `log(tracker) -> what the stamp records` (dag/tracked_models.py)."""
+        if self.tracker is not None:
+            self.logged_models[name] = log(self.tracker)
+
     def log_artifacts(self, folder: str | Path, names: tuple[str, ...] | None = None,
                       suffixes: tuple[str, ...] = (".md", ".json", ".png", ".csv")) -> None:
         if self.tracker is None:

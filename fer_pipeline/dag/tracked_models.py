@@ -21,13 +21,20 @@ log = logging.getLogger(__name__)
 def log_network(mlflow, model, input_size: int, weights: Path, name: str = "model") -> dict:
     """Log `model` (a torch module taking N x 3 x size x size images) to the active run as
     the logged model `name`; returns what the stamp records about it."""
-    import mlflow.pytorch
     import numpy as np
+
+    example = np.zeros((1, 3, input_size, input_size), dtype=np.float32)  # one image: cheap to store and check
+    return log_module(mlflow, model, example, weights, name)
+
+
+def log_module(mlflow, model, example, weights: Path, name: str = "model") -> dict:
+    """Log `model` (a torch module taking one float32 array shaped like `example`) as the
+    logged model `name`, with `example` as its input example; returns what the stamp records."""
+    import mlflow.pytorch
     import torch
     from mlflow.models import infer_signature
 
     model = model.cpu().eval()
-    example = np.zeros((1, 3, input_size, input_size), dtype=np.float32)  # one image: cheap to store and check
     with torch.no_grad():
         output = model(torch.from_numpy(example))
     digest = tree_fingerprint(weights)
@@ -45,6 +52,31 @@ def log_bundle(mlflow, model_dir: str | Path, bundle: str = "model.pt", name: st
 
     model, meta = load_bundle(model_dir, bundle)
     return log_network(mlflow, model, meta["input_size"], Path(model_dir) / bundle, name)
+
+
+def log_fr_backbone(mlflow, backbone_file: Path, arch: str, input_size: int, name: str = "backbone") -> dict:
+    """train.pretrain_fr's backbone (a state_dict without its head) as a logged model that
+    maps images to the pooled features the FER networks start from."""
+    import torch
+
+    from fer_pipeline.models.factory import build_model
+
+    model = build_model(arch, 1, str(backbone_file))  # the head is not in the file: replaced below
+    model.fc = torch.nn.Identity()
+    return log_network(mlflow, model, input_size, backbone_file, name)
+
+
+def log_temporal_encoder(mlflow, bundle_file: Path, name: str) -> dict:
+    """A temporal encoder bundle as a logged model over one window of frame features,
+    every frame present (the served form: padding is the caller's when windows are short)."""
+    import numpy as np
+
+    from fer_pipeline.temporal.model import EveryFramePresent
+    from fer_pipeline.temporal.train import load_encoder
+
+    model, bundle = load_encoder(bundle_file)
+    example = np.zeros((1, bundle["window"], bundle["in_dim"]), dtype=np.float32)
+    return log_module(mlflow, EveryFramePresent(model), example, bundle_file, name)
 
 
 def scored_model(model_dir: str | Path, bundle: str = "model.pt") -> dict:

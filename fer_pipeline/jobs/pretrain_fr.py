@@ -4,6 +4,7 @@ FER networks' `fr_pretrained` initialisation, verified on held-out identities.""
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json
+from fer_pipeline.dag.tracked_models import log_fr_backbone
 from fer_pipeline.train.pretrain_fr import pretrain_fr
 
 STAGE = "pretrain_fr"
@@ -20,4 +21,6 @@ def run(job) -> dict:
     job.tracker.log_metrics({f"verification.{k}": float(v) for k, v in result["verification"].items()})
     job.tracker.log_artifact(str(metrics_file))
     job.log_artifacts(out_dir, ("history.json", "identity_split.json"))
+    job.log_model("backbone", lambda tracker: log_fr_backbone(tracker, out_dir / "backbone.pt", cfg["arch"],
+                                                              cfg["input_size"]))
     return {"result": result}

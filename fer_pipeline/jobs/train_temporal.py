@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from fer_pipeline.dag.tracked_models import log_temporal_encoder
 from fer_pipeline.jobs._shared import read_manifest
 from fer_pipeline.temporal.train import train_temporal
 
@@ -15,4 +16,7 @@ def run(job) -> dict:
     meta = {**read_manifest(features_dir, "`fer extract-features`"), "image_size": job.params["prepare"]["image_size"]}
     summary = train_temporal(cfg, features_dir, cfg["out_dir"], job.work_dir(), meta, tracker=job.tracker)
     job.tracker.log_artifact(str(Path(cfg["out_dir"]) / "summary.json"))
+    for bundle in sorted(Path(cfg["out_dir"]).glob("seed*/*.pt")):  # seed<n>/<variant>.pt
+        name = f"{bundle.parent.name}-{bundle.stem}"
+        job.log_model(name, lambda tracker, bundle=bundle, name=name: log_temporal_encoder(tracker, bundle, name))
     return {"result": summary}

@@ -44,6 +44,23 @@ class TemporalEncoder(nn.Module):
             raise ValueError(f"expected windows of {self.window} frames, got {features.shape[1]}")
         if not bool(present.any(dim=1).all()):
             raise ValueError("every window needs at least one present frame")
+        return self.logits(features, present)
+
+    def logits(self, features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """forward without its input checks (which torch.export cannot trace)."""
         x = self.project(features) + self.position
         x = self.encoder(x, src_key_padding_mask=~present)
         return self.head(self.norm(x))
+
+
+class EveryFramePresent(nn.Module):
+    """The encoder with one input, for serving (MLflow's logged model): every frame of
+    each window is present."""
+
+    def __init__(self, encoder: TemporalEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        present = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        return self.encoder.logits(features, present)  # every frame present: nothing to check
