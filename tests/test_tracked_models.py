@@ -7,7 +7,8 @@ import mlflow.pytorch
 import numpy as np
 import torch
 
-from fer_pipeline.dag.tracked_models import log_fr_backbone, log_temporal_encoder
+from fer_pipeline.jobs.pretrain_fr import log_fr_backbone
+from fer_pipeline.jobs.train_temporal import log_temporal_encoder
 from fer_pipeline.models.factory import build_model
 from fer_pipeline.temporal.model import EveryFramePresent
 from fer_pipeline.temporal.train import load_encoder, save_encoder

@@ -54,31 +54,6 @@ def log_bundle(mlflow, model_dir: str | Path, bundle: str = "model.pt", name: st
     return log_network(mlflow, model, meta["input_size"], Path(model_dir) / bundle, name)
 
 
-def log_fr_backbone(mlflow, backbone_file: Path, arch: str, input_size: int, name: str = "backbone") -> dict:
-    """train.pretrain_fr's backbone (a state_dict without its head) as a logged model that
-    maps images to the pooled features the FER networks start from."""
-    import torch
-
-    from fer_pipeline.models.factory import build_model
-
-    model = build_model(arch, 1, str(backbone_file))  # the head is not in the file: replaced below
-    model.fc = torch.nn.Identity()
-    return log_network(mlflow, model, input_size, backbone_file, name)
-
-
-def log_temporal_encoder(mlflow, bundle_file: Path, name: str) -> dict:
-    """A temporal encoder bundle as a logged model over one window of frame features,
-    every frame present (the served form: padding is the caller's when windows are short)."""
-    import numpy as np
-
-    from fer_pipeline.temporal.model import EveryFramePresent
-    from fer_pipeline.temporal.train import load_encoder
-
-    model, bundle = load_encoder(bundle_file)
-    example = np.zeros((1, bundle["window"], bundle["in_dim"]), dtype=np.float32)
-    return log_module(mlflow, EveryFramePresent(model), example, bundle_file, name)
-
-
 def scored_model(model_dir: str | Path, bundle: str = "model.pt") -> dict:
     """What an evaluation of `model_dir` records about the model it scores: the training
     job, its MLflow run and logged model (from the job's stamp; absent when the job ran

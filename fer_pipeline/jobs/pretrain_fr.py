@@ -4,7 +4,7 @@ FER networks' `fr_pretrained` initialisation, verified on held-out identities.""
 from pathlib import Path
 
 from fer_pipeline.common.atomic import write_json
-from fer_pipeline.dag.tracked_models import log_fr_backbone
+from fer_pipeline.dag.tracked_models import log_network
 from fer_pipeline.train.pretrain_fr import pretrain_fr
 
 STAGE = "pretrain_fr"
@@ -24,3 +24,15 @@ def run(job) -> dict:
     job.log_model("backbone", lambda tracker: log_fr_backbone(tracker, out_dir / "backbone.pt", cfg["arch"],
                                                               cfg["input_size"]))
     return {"result": result}
+
+
+def log_fr_backbone(mlflow, backbone_file: Path, arch: str, input_size: int, name: str = "backbone") -> dict:
+    """train.pretrain_fr's backbone (a state_dict without its head) as a logged model that
+    maps images to the pooled features the FER networks start from."""
+    import torch
+
+    from fer_pipeline.models.factory import build_model
+
+    model = build_model(arch, 1, str(backbone_file))  # the head is not in the file: replaced below
+    model.fc = torch.nn.Identity()
+    return log_network(mlflow, model, input_size, backbone_file, name)

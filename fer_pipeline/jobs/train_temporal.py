@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fer_pipeline.dag.tracked_models import log_temporal_encoder
+from fer_pipeline.dag.tracked_models import log_module
 from fer_pipeline.jobs._shared import read_manifest
 from fer_pipeline.temporal.train import train_temporal
 
@@ -20,3 +20,16 @@ def run(job) -> dict:
         name = f"{bundle.parent.name}-{bundle.stem}"
         job.log_model(name, lambda tracker, bundle=bundle, name=name: log_temporal_encoder(tracker, bundle, name))
     return {"result": summary}
+
+
+def log_temporal_encoder(mlflow, bundle_file: Path, name: str) -> dict:
+    """A temporal encoder bundle as a logged model over one window of frame features,
+    every frame present (the served form: padding is the caller's when windows are short)."""
+    import numpy as np
+
+    from fer_pipeline.temporal.model import EveryFramePresent
+    from fer_pipeline.temporal.train import load_encoder
+
+    model, bundle = load_encoder(bundle_file)
+    example = np.zeros((1, bundle["window"], bundle["in_dim"]), dtype=np.float32)
+    return log_module(mlflow, EveryFramePresent(model), example, bundle_file, name)
