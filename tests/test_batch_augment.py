@@ -14,7 +14,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from fer_pipeline.common.labels import ClassSet
 from fer_pipeline.data.batch_augment import (BRIGHTNESS, CONTRAST, RATIO, SATURATION, BatchAugment, FaceAugment,
-                                             RawFace, augment_batch)
+                                             GeneratorDraws, RawFace, SeededDraws, augment_batch)
 from fer_pipeline.data.datasets import (MEAN, STD, EpochSampler, FaceShardDataset, build_transform, collate_faces,
                                         seeded_cpu_rng)
 from fer_pipeline.data.prep.shards import ShardWriter
@@ -161,6 +161,34 @@ def test_parameters_stay_in_their_ranges():
                for p in (quiet.draw(112, 112, torch.Generator().manual_seed(s)) for s in range(50)))
     wide = BatchAugment(48, (0.8, 1.0), hflip=True, color_jitter=1.0)
     assert all(0.0 <= f <= 2.0 for s in range(50) for f in wide.draw(64, 64, torch.Generator().manual_seed(s)).factors)
+
+
+SEEDS = list(range(1500)) + [2**40 + 7 * k for k in range(300)] + [2**63 - 1 - k for k in range(50)]
+
+
+def test_seeded_draws_are_torchs_generator_draws():
+    """SeededDraws repeats torch's CPU generator number for number: uniforms over ranges
+    that straddle 0, integers, permutations, for small and 64-bit seeds."""
+    ranges = [(0.0, 1.0), (0.8, 1.0), (-0.2876821, 0.2876821), (0.7, 1.3), (0.08, 1.0), (-3.5, 2.25)]
+    for seed in SEEDS[::10]:
+        fast, reference = SeededDraws(seed), GeneratorDraws(torch.Generator().manual_seed(seed))
+        for k in range(4):  # 4 x (1 + 1 + 3 + 1) = 24 numbers, of the 32 a sample may draw
+            lo, hi = ranges[(seed + k) % len(ranges)]
+            assert fast.uniform(lo, hi) == reference.uniform(lo, hi), (seed, k, lo, hi)
+            high = 1 + (seed + 13 * k) % 113
+            assert fast.randint(0, high) == reference.randint(0, high), (seed, k, high)
+            assert fast.randperm(4) == reference.randperm(4), (seed, k)
+            assert fast.randint(3, 9) == reference.randint(3, 9), (seed, k)
+
+
+@pytest.mark.parametrize("recipe, shape", [
+    (BatchAugment(48, (0.8, 1.0), True, 0.2), (112, 112)),   # the demo's recipe
+    (BatchAugment(48, (0.08, 1.0), True, 0.4), (112, 90)),   # torchvision's default scale: tries fail often
+    (BatchAugment(32, (0.9, 1.0), False, 0.0), (112, 40)),   # every try fails: the fallback box
+])
+def test_a_seed_draws_what_a_generator_seeded_with_it_draws(recipe, shape):
+    for seed in SEEDS:
+        assert recipe.draw(*shape, seed) == recipe.draw(*shape, torch.Generator().manual_seed(seed)), seed
 
 
 # ---- through FaceShardDataset and the DataLoader -------------------------------------

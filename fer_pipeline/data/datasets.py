@@ -151,10 +151,9 @@ class FaceShardDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         image = decode_rgb(self.images[index], self.sources[index])
         if self.recipe is not None:
-            # A generator of its own per sample: the same draws as the per-image path's
-            # reseeded CPU generator, without forking torch's global state.
-            gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index))
-            return self.raw(image, gen), int(self.targets[index])
+            # The sample's seed: the same draws as the per-image path's reseeded CPU
+            # generator, without touching torch's global state.
+            return self.raw(image, sample_seed(self.seed, epoch, index)), int(self.targets[index])
         if self.augment:
             with seeded_cpu_rng(sample_seed(self.seed, epoch, index)):
                 image = self.transform(image)
@@ -162,9 +161,10 @@ class FaceShardDataset(Dataset):
             image = self.transform(image)
         return image, int(self.targets[index])
 
-    def raw(self, image: torch.Tensor, generator: torch.Generator) -> RawFace:
-        """A decoded face with its batched augmentation's parameters drawn from `generator`."""
-        return RawFace(image, self.recipe.draw(image.shape[-2], image.shape[-1], generator))
+    def raw(self, image: torch.Tensor, source: int | torch.Generator) -> RawFace:
+        """A decoded face with its batched augmentation's parameters drawn from `source`
+        (a seed, or a generator: BatchAugment.draw)."""
+        return RawFace(image, self.recipe.draw(image.shape[-2], image.shape[-1], source))
 
 
 _MEAN = torch.tensor(MEAN).view(1, 3, 1, 1)

@@ -12,7 +12,7 @@ import csv
 import math
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from fer_pipeline.data.io.layout import (NOT_DATA, PARAMS_IGNORE, LayoutError, ReadOptions, Report, check_entries,
                                          find_child, ignore_rule, is_image_name, params_ignored, relative_to,
@@ -128,9 +128,10 @@ def _check_header(path: Path, fields: list[str]) -> None:
         raise ValueError(f"{path}: header {fields} is not AffectNet's {list(COLUMNS)}")
 
 
-def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank data row; the header is checked, not returned."""
-    rows_out = []
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank data row, streamed (a real training.csv
+    holds ~290 000 rows of 136 landmark numbers: prepare's memory must not grow with
+    it); the header is checked, not returned."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
         rows = csv.reader(fh)
         for fields in rows:
@@ -139,11 +140,20 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
             if rows.line_num == 1 and fields[0].strip() == COLUMNS[0]:
                 _check_header(path, fields)
                 continue
-            rows_out.append((rows.line_num, fields))
-    return rows_out
+            yield rows.line_num, fields
 
 
-def _read_csv(root: Path, csv_path: Path, rows: list, split: str, part: Partition, images_rel: str,
+def _survey(path: Path, referenced: set[str]) -> int:
+    """First pass over one CSV: checks its header, adds the image paths it names to
+    `referenced` and returns its row count; the rows themselves are read again later."""
+    count = 0
+    for _, fields in _csv_rows(path):
+        referenced.add(os.path.normpath(fields[0].strip()))
+        count += 1
+    return count
+
+
+def _read_csv(root: Path, csv_path: Path, rows: Iterable, split: str, part: Partition, images_rel: str,
               options: ReadOptions, seen: dict[str, str]) -> Iterator[RawRecord | Reject]:
     """The CSV's rows as records or rejects; `seen`: image path -> where a valid row of
     this CSV first listed it (a repeat is a duplicate_entry reject)."""
@@ -264,12 +274,12 @@ def read_affectnet_manual(root: str | Path, part: Partition = WHOLE, options: Re
     options, report = options or ReadOptions(), report or Report(part)
     root = resolve_root(root)
     base, csvs, images_rel = _locate(root, options, report)
-    rows = {split: _csv_rows(path) for split, path in csvs.items()}  # all headers checked before any record
-    for split, path in csvs.items():
+    referenced: set[str] = set()
+    for split, path in csvs.items():  # every header checked before any record
         report.label_files.append(str(path))
-        report.listed += len(rows[split])
-    referenced = {os.path.normpath(fields[0].strip()) for split_rows in rows.values() for _, fields in split_rows}
+        report.listed += _survey(path, referenced)
     _account_for_images(base, root, images_rel, referenced, options, report)
+    del referenced
     for csv_name, split in SPLIT_FILES:
         if split in csvs:
-            yield from _read_csv(base, csvs[split], rows[split], split, part, images_rel, options, seen={})
+            yield from _read_csv(base, csvs[split], _csv_rows(csvs[split]), split, part, images_rel, options, seen={})
