@@ -235,14 +235,14 @@ def color_jitter(x: torch.Tensor, order: torch.Tensor, factors: torch.Tensor) ->
 
 
 def resized_crop(image: torch.Tensor, params: FaceAugment) -> torch.Tensor:
-    """One sample's crop box, resized to params.size x params.size: RandomResizedCrop on
-    the float image (torch's antialiased bilinear resize, the kernel torchvision calls).
+    """One sample's crop box, resized to params.size x params.size, in 0-255 float:
+    RandomResizedCrop on the float image (torch's antialiased bilinear resize, the kernel torchvision calls).
     Per sample, because the boxes differ: torch's kernel on a 3 x ~100 x ~100 box costs
     less than any batched formulation tried (two matmuls over whole images with per-sample
     filter weights were ~1.5x slower); roi_align or grid_sample would batch it but give
     other pixels (a box average; no antialiasing)."""
     box = image[:, params.top:params.top + params.height, params.left:params.left + params.width]
-    return F.interpolate(box.unsqueeze(0).float().div_(255.0), size=(params.size, params.size), mode="bilinear",
+    return F.interpolate(box.unsqueeze(0).float(), size=(params.size, params.size), mode="bilinear",
                          antialias=True, align_corners=False)[0]
 
 
@@ -258,6 +258,7 @@ def augment_batch(images: list[torch.Tensor], params: list[FaceAugment]) -> torc
     out = torch.empty((len(images), images[0].shape[0], size, size))
     for k, (image, p) in enumerate(zip(images, params)):
         out[k] = resized_crop(image, p)
+    out.div_(255.0)  # the resize is linear: scaling its output is scaling its input, once per batch
     flipped = [k for k, p in enumerate(params) if p.flip]
     if flipped:
         out[flipped] = out[flipped].flip(-1)

@@ -18,7 +18,7 @@ from fer_pipeline.data.io.layout import (NOT_DATA, PARAMS_IGNORE, LayoutError, R
                                          find_child, ignore_rule, is_image_name, params_ignored, relative_to,
                                          resolve_root, unwrap)
 from fer_pipeline.data.io.partition import WHOLE, Partition
-from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, safe_join
+from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, check_relative, safe_join_str
 from fer_pipeline.data.io.records import RawRecord, Reject
 from fer_pipeline.common.labels import UnknownLabelError, to_canonical
 
@@ -96,8 +96,11 @@ def _check_numeric(row: dict) -> None:
             raise _RowError("malformed_line", f"{column} {row[column]!r} is not a number") from None
 
 
-def _reader(path: Path):
-    return lambda: path.read_bytes()
+def _reader(path: str):
+    def load() -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+    return load
 
 
 def _record(root: Path, fields: list[str], split: str, images_rel: str = IMAGES_DIR,
@@ -111,8 +114,8 @@ def _record(root: Path, fields: list[str], split: str, images_rel: str = IMAGES_
     relative = f"{images_rel}/{row['subDirectory_filePath']}"
     try:
         # The CSV's own path must stay inside the images folder, not only inside the root.
-        safe_join(root / images_rel, row["subDirectory_filePath"])
-        path = safe_join(root, relative, follow_symlinks)
+        check_relative(row["subDirectory_filePath"], f"{root}/{images_rel}")
+        path = safe_join_str(root, relative, follow_symlinks)
     except PathOutsideRootError as exc:
         raise _RowError("path_outside_root", str(exc)) from None
     except SymlinkRefusedError as exc:
@@ -255,10 +258,12 @@ def _account_for_images(base: Path, root: Path, images_rel: str, referenced: set
             else:
                 kept_dirs.append(name)
         dirs[:] = kept_dirs
+        # Plain strings below: this loop sees every image of the dataset.
+        folder_rel = relative_to(Path(folder), root)
+        folder_inner = relative_to(Path(folder), images)
         for name in sorted(files):
-            path = Path(folder) / name
-            relative = relative_to(path, root)
-            inner = relative_to(path, images)
+            relative = name if folder_rel == "." else f"{folder_rel}/{name}"
+            inner = os.path.normpath(name if folder_inner == "." else f"{folder_inner}/{name}")
             rule = ignore_rule(name) or (PARAMS_IGNORE if params_ignored(relative, options) else None)
             if rule:
                 report.ignore(rule, relative)
