@@ -38,6 +38,20 @@ def test_building_dir_swaps_in_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in final.parent.iterdir()) == ["dataset"]
 
 
+def test_building_dir_outside_parent_builds_one_level_up(tmp_path):
+    """A partition (`_parts/<dataset>/<k>`) is built in `_parts/`, so neither the temp
+    folder nor the replaced output waits inside `_parts/<dataset>`, gather's input."""
+    final = tmp_path / "_parts" / "rafdb" / "0"
+    for n in (1, 2):  # the second run replaces the first one's output
+        with building_dir(final, outside_parent=True) as tmp:
+            assert tmp.parent == tmp_path / "_parts" and tmp.name.startswith(".rafdb-0.tmp-")
+            write_json(tmp / "manifest.json", {"n": n})
+            assert sorted(p.name for p in final.parent.iterdir()) == (["0"] if n == 2 else [])
+        assert (final / "manifest.json").read_text() == f'{{\n  "n": {n}\n}}\n'
+    assert sorted(p.name for p in (tmp_path / "_parts").iterdir()) == ["rafdb"]
+    assert sorted(p.name for p in final.parent.iterdir()) == ["0"]
+
+
 def test_scratch_dir_is_fresh_and_removed(tmp_path):
     with scratch_dir(tmp_path / "out") as tmp:
         assert tmp.is_dir() and not any(tmp.iterdir())

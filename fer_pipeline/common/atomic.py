@@ -14,9 +14,15 @@ from typing import Iterator
 from fer_pipeline.common.processes import alive
 
 
-def _tmp_name(path: Path, hidden: bool = True) -> Path:
+def _tmp_name(path: Path, hidden: bool = True, outside_parent: bool = False) -> Path:
     # Unique per process: two jobs refreshing the same cache file must not share a temp file.
-    return path.with_name(f"{'.' if hidden else ''}{path.name}.tmp-{os.getpid()}")
+    folder, name = (path.parent.parent, _flat_name(path)) if outside_parent else (path.parent, path.name)
+    return folder / f"{'.' if hidden else ''}{name}.tmp-{os.getpid()}"
+
+
+def _flat_name(path: Path) -> str:
+    """`<parent>-<name>`: the temp name of an output written from one level up."""
+    return f"{path.parent.name}-{path.name}"
 
 
 @contextlib.contextmanager
@@ -49,9 +55,10 @@ def write_json(path: str | Path, obj, **dump_kwargs) -> None:
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Swap a fully written temp folder into place, so a half-written output never
-    sits at the final path."""
+    sits at the final path. The output it replaces waits beside the temp folder
+    while the swap runs."""
     if final.exists():
-        old = final.with_name(final.name + f".old-{os.getpid()}")
+        old = tmp.with_name(tmp.name.replace(".tmp-", ".old-"))
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old)
@@ -60,12 +67,16 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def scratch_dir(beside: str | Path) -> Iterator[Path]:
+def scratch_dir(beside: str | Path, outside_parent: bool = False) -> Iterator[Path]:
     """A fresh, empty temp folder beside `beside` (so renames out of it stay on one
-    filesystem), removed when the block ends, whatever is left in it."""
+    filesystem), removed when the block ends, whatever is left in it.
+    `outside_parent`: one level up instead, as `<grandparent>/.<parent>-<name>.tmp-<pid>`,
+    for an output whose parent folder is itself another job's declared input
+    (a prepare partition inside gather's `_parts/<dataset>`): a killed job's temp
+    folder then never sits inside that input."""
     beside = Path(beside)
     beside.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(beside)
+    tmp = _tmp_name(beside, outside_parent=outside_parent)
     if tmp.exists():  # left by a killed run of a process with the same id
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -77,10 +88,11 @@ def scratch_dir(beside: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def building_dir(final: str | Path) -> Iterator[Path]:
-    """A fresh temp folder beside `final`, swapped into place when the block ends
-    without error and removed when it fails."""
-    with scratch_dir(final) as tmp:
+def building_dir(final: str | Path, outside_parent: bool = False) -> Iterator[Path]:
+    """A fresh temp folder beside `final` (one level up with `outside_parent`: see
+    scratch_dir), swapped into place when the block ends without error and removed
+    when it fails."""
+    with scratch_dir(final, outside_parent) as tmp:
         yield tmp
         replace_dir(tmp, Path(final))
 
@@ -100,12 +112,13 @@ def remove_dead_temps(final: str | Path) -> list[Path]:
     must not be mistaken for data (DVC and the fingerprints skip such names anyway)."""
     final = Path(final)
     removed = []
-    for folder in (final.parent, final):
+    # Beside it, inside it, and one level up under its `outside_parent` temp name only.
+    for folder, only in ((final.parent, None), (final, None), (final.parent.parent, _flat_name(final))):
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():
             match = _TEMP.match(entry.name)
-            if match is None or alive(int(match["pid"])):
+            if match is None or (only is not None and match["name"] != only) or alive(int(match["pid"])):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

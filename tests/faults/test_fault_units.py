@@ -62,8 +62,13 @@ def test_temps_of_dead_processes_are_removed_and_live_ones_kept(tmp_path, fault)
         (tmp_path / "parts" / f".1.tmp-{live.pid}").mkdir()
         (final / f".manifest.json.tmp-{dead}").write_text("{")
         (final / "manifest.json").write_text("{}")
+        # One level up: this output's own outside-parent temp, and another output's (kept).
+        (tmp_path / f".parts-0.tmp-{dead}").mkdir()
+        (tmp_path / f".parts-1.tmp-{dead}").mkdir()
         removed = remove_dead_temps(final)
-        assert sorted(p.name for p in removed) == sorted([f".0.tmp-{dead}", f".manifest.json.tmp-{dead}"])
+        assert sorted(p.name for p in removed) == sorted([f".0.tmp-{dead}", f".manifest.json.tmp-{dead}",
+                                                          f".parts-0.tmp-{dead}"])
+        assert (tmp_path / f".parts-1.tmp-{dead}").is_dir(), "another output's temp is not this job's to remove"
         assert (tmp_path / "parts" / f".1.tmp-{live.pid}").is_dir(), "a running job's temp folder is left alone"
         assert (final / "manifest.json").is_file()
     finally:

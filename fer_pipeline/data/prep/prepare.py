@@ -92,7 +92,8 @@ def prepare_dataset(name: str, fmt: str, root: str, out_dir: Path, image_size: i
 def _prepare(name: str, fmt: str, root: str, root_path: Path, out_dir: Path, image_size: int, jpeg_quality: int,
              row_group_size: int, rows_per_shard: int, part: Partition, workers: int, options: ReadOptions) -> dict:
     report = Report(part)
-    with building_dir(out_dir) as tmp:
+    # Built one level up: a partition's folder sits inside gather's input `_parts/<dataset>`.
+    with building_dir(out_dir, outside_parent=True) as tmp:
         writer = ShardWriter(tmp, rows_per_shard, row_group_size)
         rejects: list[dict] = []
         ledger = Ledger()
