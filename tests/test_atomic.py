@@ -7,7 +7,7 @@ import zipfile
 import pytest
 import torch
 
-from fer_pipeline.common.atomic import atomic_path, building_dir, scratch_dir, write_json
+from fer_pipeline.common.atomic import atomic_path, building_dir, replace_dir, scratch_dir, write_json
 from fer_pipeline.train import checkpoint
 
 
@@ -50,6 +50,19 @@ def test_building_dir_outside_parent_builds_one_level_up(tmp_path):
         assert (final / "manifest.json").read_text() == f'{{\n  "n": {n}\n}}\n'
     assert sorted(p.name for p in (tmp_path / "_parts").iterdir()) == ["rafdb"]
     assert sorted(p.name for p in final.parent.iterdir()) == ["0"]
+
+
+def test_parts_of_a_scratch_folder_replace_older_parts(tmp_path):
+    """FaceSynth swaps in each part of one scratch folder (names without a temp suffix)."""
+    out = tmp_path / "raw"
+    for n in (1, 2):
+        with scratch_dir(out) as tmp:
+            (tmp / "audit").mkdir()
+            (tmp / "audit" / "truth.csv").write_text(str(n))
+            out.mkdir(exist_ok=True)
+            replace_dir(tmp / "audit", out / "audit")
+        assert (out / "audit" / "truth.csv").read_text() == str(n)
+    assert sorted(p.name for p in out.iterdir()) == ["audit"]
 
 
 def test_scratch_dir_is_fresh_and_removed(tmp_path):

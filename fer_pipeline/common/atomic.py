@@ -58,7 +58,10 @@ def replace_dir(tmp: Path, final: Path) -> None:
     sits at the final path. The output it replaces waits beside the temp folder
     while the swap runs."""
     if final.exists():
-        old = tmp.with_name(tmp.name.replace(".tmp-", ".old-"))
+        old_name = tmp.name.replace(".tmp-", ".old-")
+        # A temp folder named by _tmp_name waits as its .old- twin; a part of a scratch folder
+        # (FaceSynth's) has no such name: the old output then waits beside itself.
+        old = tmp.with_name(old_name) if old_name != tmp.name else final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old)
@@ -76,6 +79,8 @@ def scratch_dir(beside: str | Path, outside_parent: bool = False) -> Iterator[Pa
     folder then never sits inside that input."""
     beside = Path(beside)
     beside.parent.mkdir(parents=True, exist_ok=True)
+    if outside_parent and os.stat(beside.parent).st_dev != os.stat(beside.parent.parent).st_dev:
+        outside_parent = False  # the parent is a mount point: a rename from above would cross devices
     tmp = _tmp_name(beside, outside_parent=outside_parent)
     if tmp.exists():  # left by a killed run of a process with the same id
         shutil.rmtree(tmp)
