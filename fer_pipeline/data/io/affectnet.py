@@ -19,7 +19,7 @@ from fer_pipeline.data.io.layout import (NOT_DATA, PARAMS_IGNORE, LayoutError, R
                                          resolve_root, unwrap)
 from fer_pipeline.data.io.partition import WHOLE, Partition
 from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, check_relative, safe_join_str
-from fer_pipeline.data.io.records import RawRecord, Reject
+from fer_pipeline.data.io.records import RawRecord, Reject, file_loader
 from fer_pipeline.common.labels import UnknownLabelError, to_canonical
 
 IMAGES_DIR = "Manually_Annotated_Images"
@@ -96,13 +96,6 @@ def _check_numeric(row: dict) -> None:
             raise _RowError("malformed_line", f"{column} {row[column]!r} is not a number") from None
 
 
-def _reader(path: str):
-    def load() -> bytes:
-        with open(path, "rb") as fh:
-            return fh.read()
-    return load
-
-
 def _record(root: Path, fields: list[str], split: str, images_rel: str = IMAGES_DIR,
             follow_symlinks: bool = True) -> RawRecord:
     """One CSV row -> a record, or _RowError with its reject reason."""
@@ -121,7 +114,7 @@ def _record(root: Path, fields: list[str], split: str, images_rel: str = IMAGES_
     except SymlinkRefusedError as exc:
         raise _RowError("symlink_not_followed", str(exc)) from None
     landmarks5 = five_from_68(parse_landmarks(row["facial_landmarks"]))
-    return RawRecord(source=relative, split=split, label=label, identity=None, load=_reader(path),
+    return RawRecord(source=relative, split=split, label=label, identity=None, load=file_loader(path),
                      landmarks5=landmarks5)
 
 

@@ -25,7 +25,7 @@ from fer_pipeline.data.io.layout import (NOT_DATA, PARAMS_IGNORE, LayoutError, R
                                          params_ignored, relative_to, resolve_root)
 from fer_pipeline.data.io.partition import WHOLE, Partition
 from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, safe_join
-from fer_pipeline.data.io.records import RawRecord, Reject
+from fer_pipeline.data.io.records import RawRecord, Reject, file_loader
 from fer_pipeline.common.labels import UnknownLabelError, to_canonical
 
 FRAMES_DIR = "cropped_aligned"
@@ -46,10 +46,6 @@ UNANNOTATED_VIDEO = "unannotated_video"  # ignore rule: a frame folder no annota
 
 def frame_name(index: int) -> str:
     return f"{index:05d}.jpg"
-
-
-def _reader(path: Path):
-    return lambda: path.read_bytes()
 
 
 def frames_on_disk(video_dir: Path) -> set[int]:
@@ -105,7 +101,7 @@ def _frame_item(video: str, video_dir: Path, present: set[int], where: str,
             return Reject(source, split, "missing_file", f"video folder {video_dir} is not on disk")
         return Reject(source, split, "no_face", "labelled frame has no face crop on disk")
     return RawRecord(source=source, split=split, label=label, identity=None,
-                     load=_reader(video_dir / frame_name(frame)), video=video, frame=frame)
+                     load=file_loader(video_dir / frame_name(frame)), video=video, frame=frame)
 
 
 def _read_video(root: Path, annotation: Path, split: str, frames_rel: str, options: ReadOptions,

@@ -19,7 +19,7 @@ from fer_pipeline.data.io.layout import (NOT_DATA, PARAMS_IGNORE, LayoutError, R
                                          relative_to, resolve_root, unwrap)
 from fer_pipeline.data.io.partition import WHOLE, Partition
 from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, safe_join
-from fer_pipeline.data.io.records import RawRecord, Reject
+from fer_pipeline.data.io.records import RawRecord, Reject, file_loader
 from fer_pipeline.common.labels import UnknownLabelError, to_canonical
 
 LABEL_LIST = "EmoLabel/list_patition_label.txt"  # sic: the dataset's own spelling
@@ -34,10 +34,6 @@ def aligned_name(image_name: str) -> str:
     so a hostile entry is caught by safe_join instead of being silently rewritten."""
     stem = image_name[: -len(Path(image_name).suffix)] if Path(image_name).suffix else image_name
     return f"{stem}_aligned.jpg"
-
-
-def _reader(path: Path):
-    return lambda: path.read_bytes()
 
 
 def read_manual_landmarks(path: Path) -> tuple[tuple[float, float], ...]:
@@ -189,5 +185,5 @@ def read_rafdb_basic(root: str | Path, original: bool = False, part: Partition =
         except SymlinkRefusedError as exc:
             yield Reject(relative, split, "symlink_not_followed", str(exc))
             continue
-        record = RawRecord(source=relative, split=split, label=label, identity=None, load=_reader(path))
+        record = RawRecord(source=relative, split=split, label=label, identity=None, load=file_loader(path))
         yield _with_landmarks(record, layout, options) if original else record

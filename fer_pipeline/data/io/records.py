@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
+
+
+def file_loader(path: str | os.PathLike) -> Callable[[], bytes]:
+    """A record's `load` for an image file: its bytes, read when prepare gets to it."""
+    def load() -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+    return load
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,10 @@ from fer_pipeline.data.io.layout import (PARAMS_IGNORE, LayoutError, ReadOptions
                                          is_dir, params_ignored, resolve_root)
 from fer_pipeline.data.io.partition import WHOLE, Partition
 from fer_pipeline.data.io.paths import PathOutsideRootError, SymlinkRefusedError, safe_join
-from fer_pipeline.data.io.records import RawRecord, Reject
+from fer_pipeline.data.io.records import RawRecord, Reject, file_loader
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 LAYOUTS = ("identities", "shards")
-
-
-def _reader(path: Path):
-    return lambda: path.read_bytes()
 
 
 def _skip(entry: os.DirEntry, relative: str, options: ReadOptions, report: Report) -> bool:
@@ -85,7 +81,7 @@ def _identity(root: Path, relative: str, identity: str, options: ReadOptions,
             reason = "path_outside_root" if isinstance(exc, PathOutsideRootError) else "symlink_not_followed"
             yield Reject(source, "unlabeled", reason, str(exc))
             continue
-        yield RawRecord(source=source, split="unlabeled", label=None, identity=identity, load=_reader(path))
+        yield RawRecord(source=source, split="unlabeled", label=None, identity=identity, load=file_loader(path))
 
 
 def read_webface_folders(root: str | Path, part: Partition = WHOLE, options: ReadOptions | None = None,
